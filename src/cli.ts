@@ -1,0 +1,234 @@
+#!/usr/bin/env node
+// kubelet-lxc: the command line. Parses options (commander), resolves the release manifest,
+// and hands a StageContext to the runner. Errors print as one clear message, never a stack.
+import path from 'node:path';
+import { Command, Option } from 'commander';
+import { PLATFORMS, PROJECT_ROOT, listManifests, resolveManifest, type LoadedManifest, type Platform } from './manifest.js';
+import { createLogger, type Logger } from './lib/progress.js';
+import { runPipeline, selectStages } from './runner.js';
+import { STAGE_NAMES, StageError, workPaths, type PipelineOptions, type SourceKind, type StageContext, type StageName, type Variant } from './stages/types.js';
+import { git } from './lib/git.js';
+import { ensureBuilderImage, resolveEngine } from './lib/engine.js';
+import { ManifestError } from './manifest.js';
+import { CommandError } from './lib/exec.js';
+import { pinRelease } from './pin.js';
+
+interface CommonFlags {
+  release?: string;
+  platform?: string[];
+  engine: PipelineOptions['engine'];
+  builderBase: PipelineOptions['builderBase'];
+  source: SourceKind | 'auto';
+  sourceUrl?: string;
+  goproxy?: string;
+  workdir: string;
+  cacheDir?: string;
+  json: boolean;
+  dryRun: boolean;
+  force: boolean;
+  stock: boolean;
+  patchTests: boolean;
+  lab: boolean;
+  from?: StageName;
+  to?: StageName;
+}
+
+const controller = new AbortController();
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    process.stderr.write(`\n${sig}: stopping; finished artifacts stay, unfinished ones are removed\n`);
+    controller.abort();
+  });
+}
+
+function addCommonOptions(cmd: Command, withRange: boolean): Command {
+  cmd
+    .option('--release <id|version|file>', 'release manifest (default: the newest in releases/)')
+    .option('--platform <list...>', `platforms to build (${PLATFORMS.join(', ')}; default: the manifest's)`)
+    .addOption(new Option('--engine <engine>', 'where to compile').choices(['auto', 'docker', 'podman', 'host']).default('auto'))
+    .addOption(new Option('--builder-base <base>', "the builder image's Go: official image, host toolchain, or either").choices(['auto', 'official', 'local']).default('auto'))
+    .addOption(new Option('--source <kind>', 'where the Kubernetes tree comes from (auto: git if reachable, else the Go module proxy)').choices(['auto', 'git', 'goproxy']).default('auto'))
+    .option('--source-url <url>', 'git mirror of kubernetes/kubernetes (git source)')
+    .option('--goproxy <url>', 'GOPROXY for the goproxy source (default: the Go environment)')
+    .option('--workdir <dir>', 'work directory (trees, outputs, state)', path.join(PROJECT_ROOT, 'work'))
+    .option('--cache-dir <dir>', 'shared cache of verified trees (default: $KUBELET_LXC_CACHE or <workdir>/cache)')
+    .option('--json', 'print the result as JSON on stdout (progress goes to stderr)', false)
+    .option('--dry-run', 'say what would run, run nothing', false)
+    .option('--force', 'rerun stages even when their inputs did not change', false)
+    .option('--stock', 'also build the unpatched kubelet (the lab\'s negative control)', false)
+    .option('--patch-tests', 'smoke: run the patch series\' Go tests on the stock and patched trees', false)
+    .option('--lab', 'smoke: run the L1 LXC lab (implies --stock)', false);
+  if (withRange) {
+    cmd.addOption(new Option('--from <stage>', 'first stage to run').choices([...STAGE_NAMES]));
+    cmd.addOption(new Option('--to <stage>', 'last stage to run').choices([...STAGE_NAMES]));
+  }
+  return cmd;
+}
+
+function parsePlatforms(list: string[] | undefined, manifest: LoadedManifest): Platform[] {
+  if (!list?.length) return manifest.data.platforms;
+  const flat = list.flatMap((p) => p.split(',')).map((p) => p.trim()).filter(Boolean);
+  for (const p of flat) {
+    if (!(PLATFORMS as readonly string[]).includes(p)) throw new StageError(`unknown platform "${p}"; known: ${PLATFORMS.join(', ')}`, 'cli');
+  }
+  return flat as Platform[];
+}
+
+/** --source auto: git when the manifest has a verified commit and the remote answers, else the module proxy. */
+async function resolveSource(flags: CommonFlags, manifest: LoadedManifest, log: Logger): Promise<SourceKind> {
+  if (flags.source !== 'auto') return flags.source;
+  const m = manifest.data;
+  if (!m.kubernetes.commit) {
+    log.info(`source: ${manifest.id} has no verified commit SHA, using the Go module proxy`);
+    return 'goproxy';
+  }
+  if (m.source.default === 'goproxy' && !flags.sourceUrl) {
+    log.info('source: the manifest prefers the Go module proxy');
+    return 'goproxy';
+  }
+  const url = flags.sourceUrl ?? m.source.git.url;
+  const probe = await git(process.cwd(), ['ls-remote', '--tags', url, `refs/tags/${m.kubernetes.version}`], { reject: false, env: { GIT_HTTP_LOW_SPEED_LIMIT: '1000', GIT_HTTP_LOW_SPEED_TIME: '15' } }).catch(() => undefined);
+  if (probe?.exitCode === 0) {
+    log.info(`source: git (${url})`);
+    return 'git';
+  }
+  if (!m.source.goproxy) throw new StageError(`cannot reach ${url} and ${manifest.file} has no goproxy pins`, 'source');
+  log.info(`source: ${url} is not reachable (${(probe?.stderr ?? '').trim().split('\n').pop() ?? 'no answer'}); using the Go module proxy instead`);
+  return 'goproxy';
+}
+
+async function makeContext(flags: CommonFlags, log: Logger): Promise<StageContext> {
+  const manifest = resolveManifest(flags.release);
+  const workdir = path.resolve(flags.workdir);
+  const variants: Variant[] = flags.stock || flags.lab ? ['patched', 'stock'] : ['patched'];
+  const opts: PipelineOptions = {
+    platforms: parsePlatforms(flags.platform, manifest),
+    engine: flags.engine,
+    builderBase: flags.builderBase,
+    sourceKind: await resolveSource(flags, manifest, log),
+    sourceUrl: flags.sourceUrl,
+    goproxy: flags.goproxy,
+    workdir,
+    cacheDir: path.resolve(flags.cacheDir ?? process.env.KUBELET_LXC_CACHE ?? path.join(workdir, 'cache')),
+    variants,
+    smoke: { patchTests: flags.patchTests, lab: flags.lab },
+    json: flags.json,
+    dryRun: flags.dryRun,
+    force: flags.force,
+  };
+  return { manifest, opts, paths: workPaths(opts, manifest), log, signal: controller.signal };
+}
+
+function print(json: boolean, value: unknown, text: () => string): void {
+  process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${text()}\n`);
+}
+
+async function pipelineCommand(flags: CommonFlags, from: StageName, to: StageName): Promise<void> {
+  const log = createLogger({ json: flags.json });
+  const ctx = await makeContext(flags, log);
+  selectStages(from, to);
+  log.info(`release ${ctx.manifest.id}: Kubernetes ${ctx.manifest.data.kubernetes.version} -> ${ctx.manifest.data.stamp.version}, ${ctx.opts.platforms.join(' ')}, source ${ctx.opts.sourceKind}`);
+  const result = await runPipeline(ctx, from, to);
+  const o = result.outputs;
+  const summary = {
+    release: ctx.manifest.id,
+    version: ctx.manifest.data.stamp.version,
+    source: o.source && { kind: o.source.kind, origin: o.source.origin, verification: o.source.verification, treeCommit: o.source.treeCommit },
+    patch: o.patch && { commit: o.patch.commit, applied: o.patch.applied.map((a) => a.file) },
+    binaries: o.build?.binaries,
+    dist: o.package?.files,
+    smoke: o.smoke?.checks,
+    stages: result.stages,
+  };
+  print(flags.json, summary, () =>
+    [
+      `source: ${summary.source ? `${summary.source.kind} (${summary.source.origin}); ${summary.source.verification.join('; ')}` : '-'}`,
+      ...(summary.binaries ?? []).map((b) => `kubelet ${b.variant} ${b.platform}: ${b.path} (${b.version}, sha256 ${b.sha256.slice(0, 16)}…)`),
+      ...(summary.dist ?? []).map((f) => `dist: ${f.path}`),
+      `stages: ${result.stages.map((s) => `${s.stage}=${s.status}`).join(' ')}`,
+    ].join('\n'),
+  );
+}
+
+const program = new Command()
+  .name('kubelet-lxc')
+  .description('Build a kubelet that starts inside LXC containers on cgroup v2 hosts, packaged for RKE2.')
+  .showHelpAfterError();
+
+addCommonOptions(program.command('build').description('run every stage: source, patch, build, package, smoke'), true).action((flags: CommonFlags) =>
+  pipelineCommand(flags, flags.from ?? 'source', flags.to ?? 'smoke'),
+);
+
+const stageCommands: [string, StageName, string][] = [
+  ['source', 'source', 'fetch and verify the pinned Kubernetes tree'],
+  ['patch', 'patch', 'apply the patch series (runs source first if needed)'],
+  ['compile', 'build', 'the build stage: compile kubelet in the builder container'],
+  ['package', 'package', 'package tarballs, bundles and checksums'],
+  ['smoke', 'smoke', 'smoke-test the binaries'],
+];
+for (const [cmd, stage, desc] of stageCommands) {
+  addCommonOptions(program.command(cmd).description(desc), false).action((flags: CommonFlags) => pipelineCommand(flags, stage, stage));
+}
+
+program
+  .command('releases')
+  .description('list the release manifests (the first is the default)')
+  .option('--json', 'as JSON', false)
+  .action((flags: { json: boolean }) => {
+    const all = listManifests();
+    print(flags.json, all.map((m, i) => ({ id: m.id, default: i === 0, file: path.relative(PROJECT_ROOT, m.file), ...m.data })), () =>
+      all.map((m, i) => `${i === 0 ? '*' : ' '} ${m.id}  kubernetes ${m.data.kubernetes.version}  stamp ${m.data.stamp.version}  go ${m.data.go.version}  rke2 ${m.data.rke2.version}  ${m.data.platforms.join(',')}`).join('\n'),
+    );
+  });
+
+program
+  .command('builder-image')
+  .description('build the builder image (Dockerfile.build) for a release\'s Go version')
+  .option('--release <id|version|file>', 'release manifest (default: the newest)')
+  .addOption(new Option('--engine <engine>').choices(['auto', 'docker', 'podman']).default('auto'))
+  .addOption(new Option('--base <base>', 'official Go image, or bootstrap from the host Go toolchain (local)').choices(['auto', 'official', 'local']).default('auto'))
+  .option('--json', 'as JSON', false)
+  .action(async (flags: { release?: string; engine: 'auto' | 'docker' | 'podman'; base: 'auto' | 'official' | 'local'; json: boolean }) => {
+    const log = createLogger({ json: flags.json });
+    const manifest = resolveManifest(flags.release);
+    const engine = await resolveEngine(flags.engine, log);
+    if (engine === 'host') throw new StageError('builder-image needs a container engine', 'cli');
+    const image = await ensureBuilderImage(engine, manifest.data.go.version, flags.base, log);
+    print(flags.json, image, () => `${image.ref} ${image.id}`);
+  });
+
+program
+  .command('pin <version>')
+  .description('write releases/<version>.json with every pin filled (module hashes, commit, Go version)')
+  .option('--rke2 <release>', 'the RKE2 release shipping this Kubernetes version (default <version>+rke2r1)')
+  .option('--stamp <version>', 'version the kubelet reports (default: the RKE2 release, e.g. v1.36.4+rke2r1; or a distinct suffix such as v1.36.4+lxc.1)')
+  .option('--goproxy <url>', 'GOPROXY to resolve modules through')
+  .option('--source-url <url>', 'git URL to read the tag commit from')
+  .option('--force', 'overwrite an existing manifest', false)
+  .option('--json', 'as JSON', false)
+  .action(async (version: string, flags: { rke2?: string; stamp?: string; goproxy?: string; sourceUrl?: string; force: boolean; json: boolean }) => {
+    const log = createLogger({ json: flags.json });
+    const res = await pinRelease({ version, rke2: flags.rke2, stamp: flags.stamp, goproxy: flags.goproxy, gitUrl: flags.sourceUrl, force: flags.force, log });
+    print(flags.json, res, () => [`wrote ${path.relative(process.cwd(), res.file)}`, ...res.notes.map((n) => `note: ${n}`), `next: npm run build-kubelet -- --release ${res.manifest.kubernetes.version}`].join('\n'));
+  });
+
+export async function main(argv = process.argv): Promise<number> {
+  try {
+    await program.parseAsync(argv);
+    return 0;
+  } catch (err) {
+    if (controller.signal.aborted) {
+      process.stderr.write('interrupted\n');
+      return 130;
+    }
+    if (err instanceof StageError || err instanceof ManifestError || err instanceof CommandError) {
+      const where = err instanceof StageError ? `${err.stage}: ` : '';
+      process.stderr.write(`error: ${where}${err.message}\n`);
+      return 1;
+    }
+    process.stderr.write(`error: ${(err as Error).stack ?? String(err)}\n`);
+    return 1;
+  }
+}
+
+process.exitCode = await main();

@@ -1,0 +1,147 @@
+// The container engine (docker or podman): finding it, saying exactly how to get one when it
+// is missing, building the builder image, and running a build container.
+import path from 'node:path';
+import os from 'node:os';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { hashJson, listFiles } from './fsutil.js';
+import { run, type RunResult } from './exec.js';
+import { PROJECT_ROOT } from '../manifest.js';
+import { StageError, type EngineName } from '../stages/types.js';
+import type { Logger } from './progress.js';
+
+export type ContainerEngine = 'docker' | 'podman';
+
+export const INSTALL_ENGINE_HINT =
+  'Install and start one: apt-get install -y docker.io && (dockerd > /var/log/dockerd.log 2>&1 &)  ' +
+  '(or: apt-get install -y podman). To build on the host instead, pass --engine host.';
+
+async function engineState(name: ContainerEngine): Promise<'ok' | 'missing' | 'down'> {
+  let res: RunResult;
+  try {
+    res = await run(name, ['info', '--format', '{{json .}}'], { reject: false, timeoutMs: 30_000 });
+  } catch {
+    return 'missing';
+  }
+  return res.exitCode === 0 ? 'ok' : 'down';
+}
+
+/** Resolve --engine: auto picks a running docker, then podman; a clear error otherwise. */
+export async function resolveEngine(wanted: EngineName | 'auto', log: Logger): Promise<EngineName> {
+  if (wanted === 'host') {
+    log.warn('--engine host: building with the host Go toolchain, outside a container. Results depend on this machine; release builds use a container engine.');
+    return 'host';
+  }
+  const candidates: ContainerEngine[] = wanted === 'auto' ? ['docker', 'podman'] : [wanted];
+  const states: string[] = [];
+  for (const c of candidates) {
+    const s = await engineState(c);
+    if (s === 'ok') return c;
+    states.push(`${c}: ${s === 'missing' ? 'not installed' : 'installed, but the engine does not answer'}`);
+  }
+  const down = states.some((s) => s.includes('does not answer'));
+  throw new StageError(
+    `no usable container engine (${states.join('; ')}). ` +
+      (down && candidates.includes('docker') ? 'Start the Docker engine: (dockerd > /var/log/dockerd.log 2>&1 &)  or: systemctl start docker. ' : INSTALL_ENGINE_HINT),
+    'build',
+  );
+}
+
+export async function imageId(engine: ContainerEngine, ref: string): Promise<string | undefined> {
+  const res = await run(engine, ['image', 'inspect', '--format', '{{.Id}}', ref], { reject: false });
+  return res.exitCode === 0 ? res.stdout.trim() : undefined;
+}
+
+/** GOROOT of exactly Go `version` on the host: the host's own, or the toolchain module from the proxy. */
+export async function hostGoroot(version: string, log: Logger): Promise<string> {
+  const env = { ...process.env, GOTOOLCHAIN: `go${version}`, GOFLAGS: '' };
+  const res = await run('go', ['env', 'GOROOT', 'GOVERSION'], { env, reject: false, onLine: (l) => log.detail(l) }).catch((e: Error) => {
+    throw new StageError(`cannot run the host Go (${e.message}); install Go, or use an engine that can pull the official Go image`, 'build');
+  });
+  const [goroot, goversion] = res.stdout.trim().split('\n');
+  if (res.exitCode !== 0 || goversion !== `go${version}`) {
+    throw new StageError(
+      `Go ${version} (declared by the Kubernetes tag) is not available on this host: ${res.stderr.trim() || `got ${goversion}`}. ` +
+        `It comes as the toolchain module golang.org/toolchain through the Go module proxy: check GOPROXY, or install Go ${version}. ` +
+        `The builder never silently uses another Go.`,
+      'build',
+    );
+  }
+  return goroot!;
+}
+
+export interface BuilderImage {
+  ref: string;
+  id: string;
+}
+
+/** Identity of what goes into the builder image besides its base. */
+async function builderContextHash(): Promise<string> {
+  const files = ['Dockerfile.build', ...(await listFiles(path.join(PROJECT_ROOT, 'build', 'builder'))).map((f) => `build/builder/${f}`)];
+  const parts = await Promise.all(files.map(async (f) => [f, await readFile(path.join(PROJECT_ROOT, f), 'utf8')]));
+  return hashJson(parts).slice(0, 12);
+}
+
+/**
+ * The builder image for Go `version`: reuse it if present; else build it FROM the official Go
+ * image (base 'official'), or FROM a base bootstrapped from the host toolchain (base 'local').
+ * 'auto' tries the official image first and falls back to local, saying so.
+ */
+export async function ensureBuilderImage(
+  engine: ContainerEngine,
+  version: string,
+  base: 'official' | 'local' | 'auto',
+  log: Logger,
+  goImage?: string,
+): Promise<BuilderImage> {
+  const ref = `kubelet-lxc-builder:go${version}-${await builderContextHash()}`;
+  const have = await imageId(engine, ref);
+  if (have) return { ref, id: have };
+  const official = goImage ?? `docker.io/library/golang:${version}-bookworm`;
+  let baseRef: string | undefined;
+  if (base !== 'local') {
+    if (await imageId(engine, official)) baseRef = official;
+    else {
+      const step = log.step(`pulling ${official}`);
+      const pulled = await run(engine, ['pull', official], { reject: false, timeoutMs: 10 * 60_000 });
+      if (pulled.exitCode === 0) {
+        baseRef = official;
+        step.succeed();
+      } else {
+        step.fail(`cannot pull ${official}: ${pulled.stderr.trim().split('\n').pop()}`);
+        if (base === 'official') throw new StageError(`cannot pull the official Go image ${official}; use --builder-base local to bootstrap it from the host toolchain`, 'build');
+        log.info('falling back to a builder bootstrapped from the host Go toolchain (kubelet-lxc builder-image --base local)');
+      }
+    }
+  }
+  if (!baseRef) baseRef = await bootstrapLocalGoImage(engine, version, log);
+  const step = log.step(`building ${ref} from Dockerfile.build (FROM ${baseRef})`);
+  await run(engine, ['build', '-f', path.join(PROJECT_ROOT, 'Dockerfile.build'), '--build-arg', `GO_VERSION=${version}`, '--build-arg', `GO_IMAGE=${baseRef}`, '-t', ref, PROJECT_ROOT], {
+    env: { ...process.env, DOCKER_BUILDKIT: '0' },
+    onLine: (l) => log.detail(l),
+  });
+  const check = await run(engine, ['run', '--rm', '--network', 'none', ref, 'go', 'version']);
+  if (!check.stdout.includes(`go${version} `)) throw new StageError(`builder image ${ref} reports "${check.stdout.trim()}", not go${version}`, 'build');
+  step.succeed(`builder image ${ref}: ${check.stdout.trim()}`);
+  return { ref, id: (await imageId(engine, ref))! };
+}
+
+/** FROM-scratch image holding GOROOT of Go `version` at /usr/local/go (Go's binaries are static). */
+async function bootstrapLocalGoImage(engine: ContainerEngine, version: string, log: Logger): Promise<string> {
+  const ref = `kubelet-lxc-go:${version}`;
+  if (await imageId(engine, ref)) return ref;
+  const goroot = await hostGoroot(version, log);
+  const step = log.step(`bootstrapping ${ref} from ${goroot}`);
+  const tmp = await mkdtemp(path.join(os.tmpdir(), 'kubelet-lxc-goroot-'));
+  try {
+    const tarFile = path.join(tmp, 'goroot.tar');
+    await run('tar', ['-C', goroot, '--exclude=./test', '--exclude=./doc', '--owner=0', '--group=0', '--numeric-owner', '--sort=name', '--mtime=@0', '--transform', 's,^\\.,usr/local/go,', '-cf', tarFile, '.']);
+    await run(engine, ['import', '--change', 'ENV PATH=/usr/local/go/bin:/usr/bin:/bin', tarFile, ref], { onLine: (l) => log.detail(l) });
+  } finally {
+    await rm(tmp, { recursive: true, force: true });
+  }
+  step.succeed();
+  return ref;
+}
+
+export const GOCACHE_VOLUME = 'kubelet-lxc-gocache';
+export const BUILDER_UID = 65532;

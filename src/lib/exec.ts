@@ -1,0 +1,104 @@
+// The one seam to execa: every process runs from an argument array, never a shell string.
+import { execa, ExecaError, type Options } from 'execa';
+
+export interface RunOptions {
+  cwd?: string;
+  env?: Record<string, string | undefined>;
+  input?: string | Buffer;
+  /** Called with each line of stdout/stderr as it arrives (progress of long work). */
+  onLine?: (line: string) => void;
+  signal?: AbortSignal;
+  /** Do not throw on a non-zero exit; the caller reads exitCode. */
+  reject?: boolean;
+  timeoutMs?: number;
+  /** Strings to mask in any error message (tokens). */
+  secrets?: string[];
+}
+
+export interface RunResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  /** stdout and stderr interleaved as they came. */
+  all: string;
+}
+
+export class CommandError extends Error {
+  constructor(
+    message: string,
+    readonly command: string,
+    readonly exitCode: number | undefined,
+    readonly stdout: string,
+    readonly stderr: string,
+  ) {
+    super(message);
+  }
+}
+
+function mask(text: string, secrets: string[] | undefined): string {
+  let out = text;
+  for (const s of secrets ?? []) if (s) out = out.split(s).join('***');
+  return out;
+}
+
+export async function run(file: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+  const options: Options = {
+    cwd: opts.cwd,
+    env: opts.env,
+    input: opts.input,
+    all: true,
+    reject: false,
+    cancelSignal: opts.signal,
+    timeout: opts.timeoutMs,
+    stripFinalNewline: true,
+    encoding: 'utf8',
+  };
+  const child = execa(file, args, options);
+  if (opts.onLine) {
+    let buf = '';
+    child.all?.on('data', (chunk: Buffer) => {
+      buf += chunk.toString('utf8');
+      const lines = buf.split('\n');
+      buf = lines.pop() ?? '';
+      for (const l of lines) opts.onLine!(l);
+    });
+  }
+  let result;
+  try {
+    result = await child;
+  } catch (err) {
+    if (err instanceof ExecaError) result = err;
+    else throw err;
+  }
+  const out: RunResult = {
+    exitCode: result.exitCode ?? -1,
+    stdout: String(result.stdout ?? ''),
+    stderr: String(result.stderr ?? ''),
+    all: String(result.all ?? ''),
+  };
+  const cmd = mask([file, ...args].join(' '), opts.secrets);
+  if ((result as { isCanceled?: boolean }).isCanceled) {
+    throw new CommandError(`interrupted: ${cmd}`, cmd, out.exitCode, out.stdout, out.stderr);
+  }
+  if ((result as { code?: string }).code === 'ENOENT' || (result as { originalMessage?: string }).originalMessage?.includes('ENOENT')) {
+    throw new CommandError(`command not found: ${file} (install it, or put it on PATH)`, cmd, undefined, '', '');
+  }
+  if ((result as { timedOut?: boolean }).timedOut) {
+    throw new CommandError(`timed out after ${opts.timeoutMs} ms: ${cmd}`, cmd, out.exitCode, out.stdout, out.stderr);
+  }
+  if (out.exitCode !== 0 && opts.reject !== false) {
+    const tail = mask(out.all, opts.secrets).split('\n').slice(-25).join('\n');
+    throw new CommandError(`command failed (exit ${out.exitCode}): ${cmd}\n${tail}`, cmd, out.exitCode, out.stdout, out.stderr);
+  }
+  return out;
+}
+
+/** Whether a program can be run at all (on PATH). */
+export async function hasCommand(file: string, versionArgs: string[] = ['--version']): Promise<boolean> {
+  try {
+    await run(file, versionArgs, { reject: false, timeoutMs: 20_000 });
+    return true;
+  } catch {
+    return false;
+  }
+}

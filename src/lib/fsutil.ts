@@ -1,0 +1,95 @@
+// File helpers: content hashes, and atomic writes so that an interrupted run never leaves a
+// half-written file where a finished one is expected.
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { mkdir, rename, rm, writeFile, readFile, stat, readdir } from 'node:fs/promises';
+import path from 'node:path';
+
+export async function fileHash(file: string, algo: 'sha256' | 'sha512' = 'sha256'): Promise<string> {
+  const h = createHash(algo);
+  for await (const chunk of createReadStream(file)) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+export function hashJson(value: unknown): string {
+  return createHash('sha256').update(stableStringify(value)).digest('hex');
+}
+
+/** JSON with sorted object keys, so equal values hash equally. */
+export function stableStringify(value: unknown): string {
+  return JSON.stringify(value, (_k, v: unknown) =>
+    v && typeof v === 'object' && !Array.isArray(v)
+      ? Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      : v,
+  );
+}
+
+/** A temp path beside the target (same file system, so the final rename is atomic). */
+export function tempBeside(target: string): string {
+  return path.join(path.dirname(target), `.${path.basename(target)}.tmp-${process.pid}-${Date.now()}`);
+}
+
+export async function writeFileAtomic(target: string, data: string | Buffer, mode?: number): Promise<void> {
+  await mkdir(path.dirname(target), { recursive: true });
+  const tmp = tempBeside(target);
+  try {
+    await writeFile(tmp, data, mode === undefined ? undefined : { mode });
+    await rename(tmp, target);
+  } catch (err) {
+    await rm(tmp, { force: true });
+    throw err;
+  }
+}
+
+/** Build a directory at a temp path with `fill`, then move it into place whole. */
+export async function buildDirAtomic(target: string, fill: (tmpDir: string) => Promise<void>): Promise<void> {
+  await mkdir(path.dirname(target), { recursive: true });
+  const tmp = tempBeside(target);
+  await rm(tmp, { recursive: true, force: true });
+  await mkdir(tmp, { recursive: true });
+  try {
+    await fill(tmp);
+    await rm(target, { recursive: true, force: true });
+    await rename(tmp, target);
+  } catch (err) {
+    await rm(tmp, { recursive: true, force: true });
+    throw err;
+  }
+}
+
+export async function exists(p: string): Promise<boolean> {
+  try {
+    await stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+export async function readJson<T>(file: string): Promise<T | undefined> {
+  try {
+    return JSON.parse(await readFile(file, 'utf8')) as T;
+  } catch {
+    return undefined;
+  }
+}
+
+/** Every regular file below dir, relative, sorted. */
+export async function listFiles(dir: string): Promise<string[]> {
+  const out: string[] = [];
+  async function walk(rel: string) {
+    for (const e of await readdir(path.join(dir, rel), { withFileTypes: true })) {
+      const r = rel ? `${rel}/${e.name}` : e.name;
+      if (e.isDirectory()) await walk(r);
+      else if (e.isFile()) out.push(r);
+    }
+  }
+  await walk('');
+  return out.sort();
+}
+
+/** Remove leftovers of interrupted atomic writes in a folder. */
+export async function removeStaleTemps(dir: string): Promise<void> {
+  if (!(await exists(dir))) return;
+  for (const e of await readdir(dir)) if (/^\..*\.tmp-\d+-\d+$/.test(e)) await rm(path.join(dir, e), { recursive: true, force: true });
+}

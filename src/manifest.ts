@@ -1,0 +1,150 @@
+// The release manifest: the one description of a release that every stage reads.
+// Paths inside a manifest are relative to the manifest file.
+import { readFileSync, readdirSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import semver from 'semver';
+import { z } from 'zod';
+
+export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+export const RELEASES_DIR = path.join(PROJECT_ROOT, 'releases');
+
+const sha1Hex = z.string().regex(/^[0-9a-f]{40}$/, 'a 40-hex-digit commit SHA');
+const h1Hash = z.string().regex(/^h1:[A-Za-z0-9+/]{43}=$/, 'a Go module hash "h1:<base64 sha256>"');
+const semverTag = z
+  .string()
+  .refine((v) => v.startsWith('v') && semver.valid(v) !== null, 'a semver tag such as v1.36.4');
+
+export const PLATFORMS = ['linux/amd64', 'linux/arm64'] as const;
+export type Platform = (typeof PLATFORMS)[number];
+
+const moduleSchema = z.object({
+  path: z.string().min(1),
+  version: z.string().min(1),
+  h1: h1Hash,
+  goModH1: h1Hash.optional(),
+});
+export type ModulePin = z.infer<typeof moduleSchema>;
+
+export const manifestSchema = z
+  .object({
+    schema: z.literal(1),
+    kubernetes: z.object({
+      /** The upstream tag, e.g. v1.36.4. */
+      version: semverTag,
+      /** The tag's peeled commit SHA; null when it could not be verified (git source refuses it). */
+      commit: sha1Hex.nullable(),
+      /** Commit time of the tag (SOURCE_DATE_EPOCH), ISO 8601 UTC. */
+      commitTime: z.string().datetime(),
+    }),
+    source: z.object({
+      default: z.enum(['git', 'goproxy']),
+      git: z.object({ url: z.string().min(1) }),
+      goproxy: z
+        .object({
+          /** k8s.io/kubernetes itself, then each staging module. */
+          root: moduleSchema,
+          staging: z.array(moduleSchema),
+        })
+        .optional(),
+    }),
+    go: z.object({ version: z.string().regex(/^\d+\.\d+(\.\d+)?$/, 'a Go version such as 1.26.5') }),
+    /** Folder of the patch series, relative to this file. */
+    patches: z.string().min(1),
+    stamp: z.object({
+      /** The version the kubelet reports, e.g. v1.36.4+rke2r1; must be semver with the Kubernetes version as its core. */
+      version: semverTag,
+    }),
+    rke2: z.object({
+      version: z.string().regex(/^v\d+\.\d+\.\d+\+rke2r\d+$/, 'an RKE2 release such as v1.36.4+rke2r1'),
+      runtimeImage: z.string().min(1),
+    }),
+    platforms: z.array(z.enum(PLATFORMS)).min(1),
+    /** What the pinned stages may build: the main program path inside the tree. */
+    target: z.string().default('./cmd/kubelet'),
+  })
+  .superRefine((m, ctx) => {
+    const core = semver.parse(m.stamp.version);
+    const k8s = semver.parse(m.kubernetes.version);
+    if (core && k8s && `${core.major}.${core.minor}.${core.patch}` !== `${k8s.major}.${k8s.minor}.${k8s.patch}`) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['stamp', 'version'],
+        message: `must have the Kubernetes version ${m.kubernetes.version} as its core (RKE2 expects a matching kubelet)`,
+      });
+    }
+    if (m.source.default === 'goproxy' && !m.source.goproxy) {
+      ctx.addIssue({ code: 'custom', path: ['source', 'goproxy'], message: 'required when source.default is goproxy' });
+    }
+  });
+
+export type ReleaseManifest = z.infer<typeof manifestSchema>;
+
+/** A manifest with where it came from: what every stage receives. */
+export interface LoadedManifest {
+  file: string;
+  /** The manifest's name: its file name without .json. */
+  id: string;
+  data: ReleaseManifest;
+  /** Absolute path of the patch series folder. */
+  patchesDir: string;
+}
+
+export class ManifestError extends Error {}
+
+export function parseManifest(file: string, raw: unknown): LoadedManifest {
+  const parsed = manifestSchema.safeParse(raw);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.') || '(root)'}: ${i.message}`);
+    throw new ManifestError(`invalid release manifest ${file}:\n${lines.join('\n')}\nFix the field(s) above; the schema is in src/manifest.ts.`);
+  }
+  return {
+    file,
+    id: path.basename(file, '.json'),
+    data: parsed.data,
+    patchesDir: path.resolve(path.dirname(file), parsed.data.patches),
+  };
+}
+
+export function loadManifestFile(file: string): LoadedManifest {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (err) {
+    throw new ManifestError(`cannot read release manifest ${file}: ${(err as Error).message}`);
+  }
+  return parseManifest(file, raw);
+}
+
+/** Every manifest under releases/, newest Kubernetes version first. */
+export function listManifests(dir = RELEASES_DIR): LoadedManifest[] {
+  if (!existsSync(dir)) return [];
+  return readdirSync(dir)
+    .filter((f) => f.endsWith('.json'))
+    .map((f) => loadManifestFile(path.join(dir, f)))
+    .sort((a, b) => semver.rcompare(a.data.kubernetes.version, b.data.kubernetes.version) || b.id.localeCompare(a.id));
+}
+
+/** `--release`: a manifest id or version under releases/, or a path to a manifest file; default the newest. */
+export function resolveManifest(release: string | undefined, dir = RELEASES_DIR): LoadedManifest {
+  if (release && (release.endsWith('.json') || release.includes('/'))) return loadManifestFile(path.resolve(release));
+  const all = listManifests(dir);
+  if (all.length === 0) throw new ManifestError(`no release manifests in ${dir}; write one with "kubelet-lxc pin <version>"`);
+  if (!release) return all[0]!;
+  const hit = all.find((m) => m.id === release || m.data.kubernetes.version === release || m.data.stamp.version === release);
+  if (!hit) {
+    throw new ManifestError(`no release manifest "${release}" in ${dir}; known: ${all.map((m) => m.id).join(', ')}`);
+  }
+  return hit;
+}
+
+/** Minor series folder name for a version, e.g. v1.36.4 -> v1.36. */
+export function minorOf(version: string): string {
+  const v = semver.parse(version);
+  if (!v) throw new ManifestError(`not a semver version: ${version}`);
+  return `v${v.major}.${v.minor}`;
+}
+
+export function archOf(platform: Platform): string {
+  return platform.split('/')[1]!;
+}

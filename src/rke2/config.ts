@@ -1,0 +1,119 @@
+// The RKE2 config drop-ins shipped with the kubelet: kubelet-path (bundle) or runtime-image (image),
+// plus the flags an LXC node needs, each with the reason (docs/fault-sites: neighbouring blockers
+// that existing flags already handle, so they are recommended, not patched).
+import { DROPIN_INSTALL_PATH, RUNTIME_IMAGE_DROPIN_PATH } from './names.js';
+
+export interface LxcArg {
+  /** `key=value` as RKE2 passes it to the component. */
+  arg: string;
+  /** Why, one sentence per line. */
+  why: string[];
+  /** Recommended for every LXC node (active), or only in the situation named in `why` (commented out). */
+  active: boolean;
+}
+
+export const LXC_KUBELET_ARGS: LxcArg[] = [
+  {
+    arg: 'fail-swap-on=false',
+    why: [
+      "lxcfs shows the host's swap in the container's /proc/swaps, and the kubelet refuses to start",
+      'on a node with swap unless told not to. RKE2 (through k3s) has passed it by default; it is',
+      'kept here so that the node does not depend on that default.',
+    ],
+    active: true,
+  },
+  {
+    arg: 'local-storage-capacity-isolation=false',
+    why: [
+      "Only when the container's root file system is on ZFS (e.g. Proxmox local-zfs): the kubelet's",
+      'statfs-based ephemeral-storage accounting fails there. It turns off ephemeral-storage limits',
+      'and evictions on this node, so leave it commented out on ext4, xfs or LVM-thin.',
+    ],
+    active: false,
+  },
+  {
+    arg: 'feature-gates=KubeletInUserNamespace=true',
+    why: [
+      'Only in an unprivileged container (a user namespace): tolerate the sysctl writes and the',
+      '/dev/kmsg access such a container is denied. Alpha gate, off by default before Kubernetes',
+      '1.37, and inert outside a user namespace. Not needed in the privileged setup below.',
+    ],
+    active: false,
+  },
+];
+
+export const LXC_KUBE_PROXY_ARGS: LxcArg[] = [
+  {
+    arg: 'conntrack-max-per-core=0',
+    why: ['kube-proxy sets net.netfilter.nf_conntrack_max, which is read-only inside a container;', "0 leaves the host's value alone."],
+    active: true,
+  },
+];
+
+function argBlock(key: string, args: LxcArg[]): string[] {
+  const out = [`${key}:`];
+  for (const a of args) {
+    for (const w of a.why) out.push(`  # ${w}`);
+    out.push(`${a.active ? '  ' : '  # '}- ${a.arg}`);
+  }
+  return out;
+}
+
+function lxcBlock(): string[] {
+  return [
+    '# Flags an LXC node needs. The "+" appends to the same key in config.yaml and other drop-ins',
+    '# instead of replacing it; RKE2 merges these args key by key after its own defaults.',
+    ...argBlock('kubelet-arg+', LXC_KUBELET_ARGS),
+    '',
+    ...argBlock('kube-proxy-arg+', LXC_KUBE_PROXY_ARGS),
+    '',
+    '# Not flags: the container itself needs (Proxmox: /etc/pve/lxc/<id>.conf)',
+    '#   lxc.apparmor.profile: unconfined',
+    '#   lxc.cgroup2.devices.allow: a',
+    '#   lxc.cap.drop:',
+    '#   lxc.mount.auto: proc:rw sys:rw',
+    '#   lxc.mount.entry: /dev/kmsg dev/kmsg none defaults,bind,create=file',
+    '# The kubelet reads /dev/kmsg for OOM events and fails to start without it.',
+  ];
+}
+
+export function renderKubeletPathDropIn(o: { version: string; rke2Version: string; kubeletPath: string }): string {
+  return [
+    `# kubelet-lxc ${o.version} for RKE2 ${o.rke2Version}: RKE2 agent config drop-in.`,
+    `# Installed as ${DROPIN_INSTALL_PATH} by the bundle's installer;`,
+    '# takes effect when rke2-agent (rke2-server on server nodes) restarts.',
+    '#',
+    "# kubelet-path (experimental RKE2 option) runs this kubelet instead of the runtime image's.",
+    '# Everything else (containerd, runc, charts) still comes from the RKE2 release and follows its',
+    '# upgrades. The kubelet must match the Kubernetes version of the installed RKE2 release: after',
+    '# an RKE2 upgrade install the matching kubelet-lxc bundle (the upgrade controller waits for the',
+    "# node's kubeletVersion to equal the plan's version), or roll back.",
+    `kubelet-path: ${o.kubeletPath}`,
+    '',
+    ...lxcBlock(),
+    '',
+  ].join('\n');
+}
+
+export function renderRuntimeImageDropIn(o: { targetRef: string; rke2Version: string; imageFiles: string[]; standIn: boolean }): string {
+  return [
+    ...(o.standIn
+      ? [
+          '# !!! STAND-IN IMAGE: built FROM a generated stand-in, not rancher/rke2-runtime. It has no real',
+          '# !!! containerd/runc/charts. For tests only: never put it on a node.',
+        ]
+      : []),
+    `# RKE2 ${o.rke2Version} runtime image with the kubelet-lxc kubelet: RKE2 agent config drop-in.`,
+    `# Put ${o.imageFiles.join(' or ')} (the one for the node's architecture)`,
+    '# in /var/lib/rancher/rke2/agent/images/, this file in',
+    `# ${RUNTIME_IMAGE_DROPIN_PATH},`,
+    '# then restart rke2-agent (rke2-server on server nodes).',
+    '# The image is FROM the release\'s rancher/rke2-runtime with only /bin/kubelet replaced. Do not also',
+    "# set kubelet-path: it would run another kubelet than the image's. A rebuilt image gets a new -lxcN",
+    '# tag, because RKE2 never extracts the same reference twice.',
+    `runtime-image: ${o.targetRef}`,
+    '',
+    ...lxcBlock(),
+    '',
+  ].join('\n');
+}

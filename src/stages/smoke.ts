@@ -1,0 +1,71 @@
+// smoke: cheapest checks first. L0: every binary has the intended arch and is static, its
+// build settings are as intended, and the one this host can run prints the stamped version.
+import os from 'node:os';
+import path from 'node:path';
+import { readElf } from '../lib/elf.js';
+import { hasCommand, run } from '../lib/exec.js';
+import { writeFileAtomic } from '../lib/fsutil.js';
+import { archOf } from '../manifest.js';
+import { StageError, type BuiltBinary, type SmokeCheck, type Stage, type StageContext } from './types.js';
+
+export function hostArch(): string {
+  return ({ x64: 'amd64', arm64: 'arm64' } as Record<string, string>)[os.arch()] ?? os.arch();
+}
+
+/** Build settings `go version -m` must show for a release kubelet. */
+export function expectedBuildSettings(arch: string): string[] {
+  return ['-trimpath=true', 'CGO_ENABLED=0', `GOARCH=${arch}`, 'GOOS=linux', '-tags=selinux,notest'];
+}
+
+export async function binaryChecks(b: BuiltBinary): Promise<SmokeCheck[]> {
+  const arch = archOf(b.platform);
+  const label = `${b.variant} ${b.platform}`;
+  const checks: SmokeCheck[] = [];
+  const elf = await readElf(b.path);
+  checks.push({ level: 'L0', name: `${label}: ELF arch`, ok: elf.arch === arch, detail: `ELF machine ${elf.arch}, wanted ${arch}` });
+  checks.push({ level: 'L0', name: `${label}: statically linked`, ok: elf.static, detail: elf.static ? 'no PT_INTERP/PT_DYNAMIC' : 'has a dynamic loader' });
+  const m = await run('go', ['version', '-m', b.path], { reject: false, env: { ...process.env, GOTOOLCHAIN: 'local' } });
+  const settings = [...m.stdout.matchAll(/^\s+build\s+(\S+)/gm)].map((x) => x[1]!);
+  const missing = expectedBuildSettings(arch).filter((s) => !settings.includes(s));
+  checks.push({ level: 'L0', name: `${label}: build settings`, ok: m.exitCode === 0 && missing.length === 0, detail: missing.length ? `missing ${missing.join(', ')} in go version -m` : expectedBuildSettings(arch).join(' ') });
+  // The host runs its own arch; another arch runs under qemu user emulation when installed (qemu-user).
+  let cmd: string[] | undefined;
+  if (arch === hostArch()) cmd = [b.path, '--version'];
+  else {
+    const emulator = `qemu-${arch === 'arm64' ? 'aarch64' : 'x86_64'}`;
+    if (await hasCommand(emulator)) cmd = [emulator, b.path, '--version'];
+  }
+  if (cmd) {
+    const v = await run(cmd[0]!, cmd.slice(1), { reject: false, timeoutMs: 120_000 });
+    const want = `Kubernetes ${b.version}`;
+    checks.push({ level: 'L0', name: `${label}: --version${cmd.length > 2 ? ` (${cmd[0]})` : ''}`, ok: v.stdout.trim() === want, detail: `printed "${v.stdout.trim()}", wanted "${want}"` });
+  }
+  return checks;
+}
+
+export const smokeStage: Stage<'smoke'> = {
+  name: 'smoke',
+  description: 'smoke-test the binaries (L0)',
+  revision: 1,
+  async inputs(ctx, prev) {
+    return { binaries: prev.build?.binaries.map((b) => b.sha256), smoke: ctx.opts.smoke };
+  },
+  async run(ctx, prev) {
+    const checks: SmokeCheck[] = [];
+    for (const b of prev.build!.binaries) checks.push(...(await binaryChecks(b)));
+    const reports = [await writeReport(ctx, 'smoke-L0.json', checks)];
+    for (const c of checks) ctx.log.info(`${c.ok ? 'ok  ' : 'FAIL'} ${c.level} ${c.name}: ${c.detail}`);
+    const failed = checks.filter((c) => !c.ok);
+    if (failed.length) throw new StageError(`smoke L0 failed: ${failed.map((c) => c.name).join('; ')} (report ${reports[0]})`, 'smoke');
+    return { checks, reports };
+  },
+  async intact() {
+    return true;
+  },
+};
+
+async function writeReport(ctx: StageContext, name: string, data: unknown): Promise<string> {
+  const file = path.join(ctx.paths.reports, name);
+  await writeFileAtomic(file, `${JSON.stringify(data, null, 2)}\n`);
+  return file;
+}

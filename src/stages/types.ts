@@ -1,0 +1,163 @@
+// What every stage receives and returns. One manifest, one options object, one set of work paths.
+import path from 'node:path';
+import type { LoadedManifest, Platform } from '../manifest.js';
+import type { Logger } from '../lib/progress.js';
+
+export type SourceKind = 'git' | 'goproxy';
+export type EngineName = 'docker' | 'podman' | 'host';
+/** stock = the tree as fetched (the lab's negative control); patched = with the series. */
+export type Variant = 'stock' | 'patched';
+
+export interface PipelineOptions {
+  platforms: Platform[];
+  engine: EngineName | 'auto';
+  /** Where the builder image's Go comes from: the official image, the host toolchain, or either. */
+  builderBase: 'official' | 'local' | 'auto';
+  sourceKind: SourceKind;
+  /** Mirror of the Kubernetes git repository (git source), overrides the manifest's URL. */
+  sourceUrl?: string;
+  /** GOPROXY for the goproxy source (default: the Go environment's own). */
+  goproxy?: string;
+  workdir: string;
+  /** Shared cache (verified trees, builder images' inputs, lab guest): defaults under workdir. */
+  cacheDir: string;
+  variants: Variant[];
+  /** Smoke levels to run: L0 binary checks, patch tests (stock vs patched), L1 lab. */
+  smoke: { patchTests: boolean; lab: boolean };
+  json: boolean;
+  dryRun: boolean;
+  /** Ignore recorded outputs and rerun every selected stage. */
+  force: boolean;
+}
+
+export interface WorkPaths {
+  root: string;
+  cache: string;
+  state: string;
+  trees: string;
+  out: string;
+  bin: string;
+  dist: string;
+  reports: string;
+}
+
+export function workPaths(opts: PipelineOptions, manifest: LoadedManifest): WorkPaths {
+  const rel = path.join(manifest.id);
+  const out = path.join(opts.workdir, 'out', rel);
+  return {
+    root: opts.workdir,
+    cache: opts.cacheDir,
+    state: path.join(opts.workdir, 'state', rel),
+    trees: path.join(opts.workdir, 'trees', rel),
+    out,
+    bin: path.join(out, 'bin'),
+    dist: path.join(out, 'dist'),
+    reports: path.join(out, 'reports'),
+  };
+}
+
+export interface StageContext {
+  manifest: LoadedManifest;
+  opts: PipelineOptions;
+  paths: WorkPaths;
+  log: Logger;
+  signal: AbortSignal;
+}
+
+export interface SourceOutput {
+  kind: SourceKind;
+  /** Where the tree came from (URL or proxy), for the record. */
+  origin: string;
+  /** How the source was verified (commit SHA, module hashes, checksum database). */
+  verification: string[];
+  /** Clean checkout of the verified tree (a git repository). */
+  tree: string;
+  /** HEAD commit of that tree (the upstream commit for git; a reproducible synthetic one for goproxy). */
+  treeCommit: string;
+  /** The upstream tag commit if known. */
+  upstreamCommit: string | null;
+  /** Commit time of the tag, seconds since the epoch (SOURCE_DATE_EPOCH). */
+  sourceDateEpoch: number;
+}
+
+export interface PatchOutput {
+  tree: string;
+  commit: string;
+  applied: { file: string; sha256: string }[];
+}
+
+export interface BuiltBinary {
+  variant: Variant;
+  platform: Platform;
+  path: string;
+  sha256: string;
+  size: number;
+  version: string;
+}
+
+export interface BuildOutput {
+  builderImage: string;
+  goVersion: string;
+  binaries: BuiltBinary[];
+}
+
+export interface PackagedFile {
+  path: string;
+  name: string;
+  sha256: string;
+  size: number;
+  /** What it is, for humans and for the publisher. */
+  kind: string;
+  platform?: Platform;
+}
+
+export interface PackageOutput {
+  dir: string;
+  files: PackagedFile[];
+}
+
+export interface SmokeCheck {
+  level: string;
+  name: string;
+  ok: boolean;
+  detail: string;
+}
+
+export interface SmokeOutput {
+  checks: SmokeCheck[];
+  reports: string[];
+}
+
+export interface StageOutputs {
+  source?: SourceOutput;
+  patch?: PatchOutput;
+  build?: BuildOutput;
+  package?: PackageOutput;
+  smoke?: SmokeOutput;
+}
+
+export const STAGE_NAMES = ['source', 'patch', 'build', 'package', 'smoke'] as const;
+export type StageName = (typeof STAGE_NAMES)[number];
+
+export interface Stage<N extends StageName> {
+  name: N;
+  description: string;
+  /** Bump when the stage's own logic changes what it produces: invalidates recorded outputs. */
+  revision: number;
+  /** Everything that decides the output, JSON-serialisable; hashed to decide whether to rerun. */
+  inputs(ctx: StageContext, prev: StageOutputs): Promise<unknown>;
+  run(ctx: StageContext, prev: StageOutputs): Promise<NonNullable<StageOutputs[N]>>;
+  /** Whether a recorded output is still intact on disk. */
+  intact(ctx: StageContext, out: NonNullable<StageOutputs[N]>): Promise<boolean>;
+}
+
+/** A failure the user can act on: the message names the thing and the fix. */
+export class StageError extends Error {
+  constructor(
+    message: string,
+    readonly stage: StageName | 'cli',
+    readonly details?: Record<string, unknown>,
+  ) {
+    super(message);
+  }
+}

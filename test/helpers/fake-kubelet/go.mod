@@ -1,0 +1,3 @@
+module kubelet-lxc.test/fake-kubelet
+
+go 1.22

@@ -1,0 +1,167 @@
+// The spine end to end on the upstream-shaped fixture, through the real CLI, with real git,
+// Go and a real container engine: source -> patch -> build -> package -> smoke.
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cp, readFile, readdir, writeFile } from 'node:fs/promises';
+import path from 'node:path';
+import { execa } from 'execa';
+import {
+  FIXTURE_DIR, FIXTURE_MOVED_VERSION, FIXTURE_VERSION, cleanup, makeUpstreamRepo, runCli, tempDir, writeFixtureManifest, type UpstreamRepo,
+} from './helpers/fixture.js';
+import { fileHash, exists } from '../src/lib/fsutil.js';
+
+let root: string;
+let upstream: UpstreamRepo;
+let manifest: string;
+const cache = () => path.join(root, 'cache');
+
+function buildArgs(workdir: string, extra: string[] = []): string[] {
+  return ['build', '--release', manifest, '--source', 'git', '--source-url', upstream.url, '--workdir', workdir, '--cache-dir', cache(), '--engine', 'auto', '--builder-base', 'local', '--json', ...extra];
+}
+
+async function engineReady(): Promise<void> {
+  const docker = await execa('docker', ['info'], { reject: false }).catch(() => undefined);
+  if (docker?.exitCode === 0) return;
+  const podman = await execa('podman', ['info'], { reject: false }).catch(() => undefined);
+  if (podman?.exitCode === 0) return;
+  throw new Error(
+    `these tests need a running container engine and none answers (docker: ${docker ? docker.stderr.split('\n')[0] : 'not installed'}). ` +
+      'Install and start one: apt-get install -y docker.io && (dockerd > /var/log/dockerd.log 2>&1 &)',
+  );
+}
+
+beforeAll(async () => {
+  await engineReady();
+  root = await tempDir('pipeline');
+  upstream = await makeUpstreamRepo(root);
+  manifest = await writeFixtureManifest(path.join(root, 'releases'), {
+    commit: upstream.commits[FIXTURE_VERSION]!,
+    goVersion: upstream.goVersion,
+    patches: path.join(FIXTURE_DIR, 'patches'),
+  });
+});
+
+afterAll(async () => {
+  if (root) await cleanup(root);
+});
+
+describe('build pipeline on the fixture', () => {
+  let first: { binaries: { variant: string; platform: string; path: string; sha256: string; version: string }[]; dist: { name: string; path: string; sha256: string }[]; stages: { stage: string; status: string }[] };
+
+  it('builds both platforms, stamped, packaged and smoke-tested', async () => {
+    const res = await runCli(buildArgs(path.join(root, 'w1')));
+    expect(res.stderr + res.stdout).not.toMatch(/^error:/m);
+    expect(res.exitCode).toBe(0);
+    first = JSON.parse(res.stdout);
+    expect(first.stages.map((s) => `${s.stage}=${s.status}`)).toEqual(['source=ran', 'patch=ran', 'build=ran', 'package=ran', 'smoke=ran']);
+    expect(first.binaries.map((b) => b.platform).sort()).toEqual(['linux/amd64', 'linux/arm64']);
+    const amd64 = first.binaries.find((b) => b.platform === 'linux/amd64')!;
+    const version = await execa(amd64.path, ['--version']);
+    expect(version.stdout).toBe(`Kubernetes ${FIXTURE_VERSION}+rke2r1`);
+    // Both version packages are stamped, with a clean tree state and the source date.
+    const raw = await execa(amd64.path, ['--version=raw']);
+    const lines = raw.stdout.split('\n');
+    expect(lines).toHaveLength(2);
+    for (const l of lines) {
+      expect(l).toContain(`GitVersion:${FIXTURE_VERSION}+rke2r1`);
+      expect(l).toContain('Major:1 Minor:99');
+      expect(l).toContain('GitTreeState:clean');
+      expect(l).toContain('BuildDate:2026-03-01T12:00:00Z');
+      expect(l).toMatch(/GitCommit:[0-9a-f]{40}/);
+    }
+    // The patch is in: an empty CPU list no longer fails.
+    const started = await execa(amd64.path, [], { reject: false });
+    expect(started.exitCode).toBe(0);
+    expect(started.stdout).toContain('ContainerManager started');
+    // Packaged: a tarball and sums per arch, aggregate sums that check out.
+    const names = first.dist.map((f) => f.name).sort();
+    expect(names).toEqual(['SHA256SUMS', 'SHA512SUMS', 'kubelet-linux-amd64.tar.gz', 'kubelet-linux-arm64.tar.gz', 'sha256sum-amd64.txt', 'sha256sum-arm64.txt', 'sha512sum-amd64.txt', 'sha512sum-arm64.txt']);
+    const distDir = path.dirname(first.dist[0]!.path);
+    const check = await execa('sha256sum', ['-c', 'SHA256SUMS'], { cwd: distDir });
+    expect(check.stdout).toContain('kubelet-linux-arm64.tar.gz: OK');
+    const listing = await execa('tar', ['-tvzf', path.join(distDir, 'kubelet-linux-arm64.tar.gz'), '--numeric-owner']);
+    expect(listing.stdout).toMatch(/^-rwxr-xr-x 0\/0 .* 2026-03-01 12:00 kubelet$/m);
+  });
+
+  it('skips every stage on a second run', async () => {
+    const res = await runCli(buildArgs(path.join(root, 'w1')));
+    expect(res.exitCode).toBe(0);
+    const out = JSON.parse(res.stdout);
+    expect(out.stages.map((s: { stage: string; status: string }) => `${s.stage}=${s.status}`)).toEqual([
+      'source=skipped', 'patch=skipped', 'build=skipped', 'package=skipped', 'smoke=skipped',
+    ]);
+    expect(res.stderr).toContain('inputs unchanged');
+  });
+
+  it('gives bit-identical binaries and tarballs in another work directory', async () => {
+    const res = await runCli(buildArgs(path.join(root, 'w2')));
+    expect(res.exitCode).toBe(0);
+    const second = JSON.parse(res.stdout);
+    for (const b of first.binaries) {
+      const twin = second.binaries.find((x: { platform: string; variant: string }) => x.platform === b.platform && x.variant === b.variant);
+      expect(twin.path).not.toBe(b.path);
+      expect(await fileHash(twin.path)).toBe(b.sha256);
+    }
+    for (const f of first.dist) {
+      const twin = second.dist.find((x: { name: string }) => x.name === f.name);
+      expect(await fileHash(twin.path)).toBe(f.sha256);
+    }
+  });
+
+  it('reruns patch, build and package (not source) when one patch changes', async () => {
+    const patches = path.join(root, 'patches-changed');
+    await cp(path.join(FIXTURE_DIR, 'patches'), patches, { recursive: true });
+    const [patchFile] = (await readdir(patches)).filter((f) => f.endsWith('.patch'));
+    const p = path.join(patches, patchFile!);
+    await writeFile(p, (await readFile(p, 'utf8')).replace('default it to "0" with a warning.', 'default it to "0" with a warning (reworded).'));
+    const changed = await writeFixtureManifest(path.join(root, 'releases-changed'), {
+      commit: upstream.commits[FIXTURE_VERSION]!,
+      goVersion: upstream.goVersion,
+      patches,
+    });
+    // Same manifest id, same workdir: only the patch differs from the recorded run.
+    const res = await runCli(['build', '--release', changed, '--source', 'git', '--source-url', upstream.url, '--workdir', path.join(root, 'w1'), '--cache-dir', cache(), '--builder-base', 'local', '--json']);
+    expect(res.exitCode).toBe(0);
+    const out = JSON.parse(res.stdout);
+    expect(out.stages.map((s: { stage: string; status: string }) => `${s.stage}=${s.status}`)).toEqual(['source=skipped', 'patch=ran', 'build=ran', 'package=ran', 'smoke=ran']);
+  });
+
+  it('refuses a wrong commit SHA and prints both', async () => {
+    const wrong = 'f'.repeat(40);
+    const bad = await writeFixtureManifest(path.join(root, 'releases-wrong'), { commit: wrong, goVersion: upstream.goVersion, patches: path.join(FIXTURE_DIR, 'patches') });
+    const workdir = path.join(root, 'w-wrong');
+    const res = await runCli(['build', '--release', bad, '--source', 'git', '--source-url', upstream.url, '--workdir', workdir, '--cache-dir', path.join(root, 'cache-wrong')]);
+    expect(res.exitCode).toBe(1);
+    expect(res.stderr).toContain('refusing to build');
+    expect(res.stderr).toContain(wrong);
+    expect(res.stderr).toContain(upstream.commits[FIXTURE_VERSION]!);
+    expect(await exists(path.join(root, 'cache-wrong', 'source', 'git', wrong))).toBe(false);
+    expect(await exists(path.join(workdir, 'out'))).toBe(false);
+  });
+
+  it('says clearly that a tag does not exist', async () => {
+    const missing = await writeFixtureManifest(path.join(root, 'releases-missing'), { version: 'v1.98.7', commit: 'a'.repeat(40), goVersion: upstream.goVersion, patches: path.join(FIXTURE_DIR, 'patches') });
+    const res = await runCli(['build', '--release', missing, '--source', 'git', '--source-url', upstream.url, '--workdir', path.join(root, 'w-missing'), '--cache-dir', cache()]);
+    expect(res.exitCode).toBe(1);
+    expect(res.stderr).toContain(`tag v1.98.7 does not exist in ${upstream.url}`);
+  });
+
+  it('stops on a patch that no longer applies, naming patch, file and hunk, and builds nothing', async () => {
+    const moved = await writeFixtureManifest(path.join(root, 'releases-moved'), {
+      version: FIXTURE_MOVED_VERSION,
+      commit: upstream.commits[FIXTURE_MOVED_VERSION]!,
+      goVersion: upstream.goVersion,
+      patches: path.join(FIXTURE_DIR, 'patches'),
+    });
+    const workdir = path.join(root, 'w-moved');
+    const res = await runCli(['build', '--release', moved, '--source', 'git', '--source-url', upstream.url, '--workdir', workdir, '--cache-dir', cache(), '--builder-base', 'local']);
+    expect(res.exitCode).toBe(1);
+    expect(res.stderr).toContain('patch 0001-Default-an-empty-CPU-list-instead-of-failing.patch does not apply');
+    expect(res.stderr).toContain('pkg/kubelet/cm/cpus.go');
+    expect(res.stderr).toMatch(/hunk\(s\) rejected #1/);
+    expect(res.stderr).toMatch(/@@ -\d+,\d+ \+\d+,\d+ @@/);
+    const report = /Reject report: (\S+)/.exec(res.stderr)![1]!;
+    expect(await readFile(report, 'utf8')).toContain('func CountCPUs(list string) (int, error) {');
+    expect(await exists(path.join(workdir, 'out', FIXTURE_MOVED_VERSION, 'bin'))).toBe(false);
+    expect(await exists(path.join(workdir, 'trees', FIXTURE_MOVED_VERSION, 'patched'))).toBe(false);
+  });
+});

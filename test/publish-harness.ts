@@ -1,0 +1,164 @@
+// Shared by the publish tests: a fixture manifest and dist/ in a temp dir, the real CLI run as a
+// child process against the fake GitHub, and the check that a release holds exactly the assets.
+import { createHash, randomBytes } from 'node:crypto';
+import { existsSync, readFileSync } from 'node:fs';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { execa } from 'execa';
+import { expect } from 'vitest';
+import { PROJECT_ROOT } from '../src/manifest.js';
+import type { FakeGitHub, FakeRelease } from './helpers/fake-github.js';
+
+export const OWNER = 'lxc-lab';
+export const REPO = 'kubelet-lxc';
+export const TAG = 'v1.36.4+rke2r1';
+export const MANIFEST_ID = 'v1.36.4';
+
+/** The CLI entry: src/cli.ts once it has the publish command, else the stand-in with the same flags. */
+export function cliEntry(): string {
+  const cli = path.join(PROJECT_ROOT, 'src', 'cli.ts');
+  if (existsSync(cli) && /\.command\(\s*['"`]publish\b/.test(readFileSync(cli, 'utf8'))) return cli;
+  return path.join(PROJECT_ROOT, 'test', 'helpers', 'publish-cli.ts');
+}
+
+export function newToken(): string {
+  return `ghp_${randomBytes(18).toString('base64url')}`;
+}
+
+export interface Fixture {
+  root: string;
+  manifestFile: string;
+  workdir: string;
+  dist: string;
+  cleanup(): Promise<void>;
+}
+
+export const MANIFEST = {
+  schema: 1,
+  kubernetes: { version: 'v1.36.4', commit: 'f'.repeat(40), commitTime: '2026-01-01T00:00:00Z' },
+  source: { default: 'git', git: { url: 'https://github.com/kubernetes/kubernetes.git' } },
+  go: { version: '1.26.7' },
+  patches: 'patches',
+  stamp: { version: TAG },
+  rke2: { version: 'v1.36.4+rke2r1', runtimeImage: 'rancher/rke2-runtime:v1.36.4-rke2r1' },
+  platforms: ['linux/amd64', 'linux/arm64'],
+};
+
+/** A manifest and a dist/ like the package stage leaves: tarballs, per-arch sums, SBOMs, an image archive. */
+export async function makeFixture(opts: { bigBytes?: number } = {}): Promise<Fixture> {
+  const root = await mkdtemp(path.join(os.tmpdir(), 'kubelet-lxc-publish-'));
+  await mkdir(path.join(root, 'releases', 'patches'), { recursive: true });
+  const manifestFile = path.join(root, 'releases', `${MANIFEST_ID}.json`);
+  await writeFile(manifestFile, JSON.stringify(MANIFEST, null, 2));
+  const workdir = path.join(root, 'work');
+  const dist = path.join(workdir, 'out', MANIFEST_ID, 'dist');
+  await mkdir(dist, { recursive: true });
+  const big = opts.bigBytes ?? 3 * 1024 * 1024;
+  for (const arch of ['amd64', 'arm64']) {
+    const tgz = randomBytes(big);
+    await writeFile(path.join(dist, `kubelet-linux-${arch}.tar.gz`), tgz);
+    const sha = createHash('sha256').update(tgz).digest('hex');
+    await writeFile(path.join(dist, `sha256sum-${arch}.txt`), `${sha}  kubelet-linux-${arch}.tar.gz\n`);
+    await writeFile(path.join(dist, `kubelet-linux-${arch}.spdx.json`), JSON.stringify({ spdxVersion: 'SPDX-2.3', name: `kubelet-linux-${arch}` }));
+    await writeFile(path.join(dist, `rke2-runtime-${arch}.tar`), randomBytes(256 * 1024));
+  }
+  return { root, manifestFile, workdir, dist, cleanup: () => rm(root, { recursive: true, force: true }) };
+}
+
+export interface CliResult {
+  exitCode: number;
+  stdout: string;
+  stderr: string;
+  all: string;
+}
+
+export async function publishCli(
+  fx: Fixture,
+  gh: FakeGitHub,
+  token: string | undefined,
+  args: string[],
+  extraEnv: Record<string, string> = {},
+): Promise<CliResult> {
+  const env: Record<string, string | undefined> = {
+    PATH: process.env.PATH,
+    HOME: process.env.HOME,
+    CI: 'true',
+    GITHUB_API_URL: gh.apiUrl,
+    GITHUB_TOKEN: token,
+    GH_TOKEN: undefined,
+    ...extraEnv,
+  };
+  const r = await execa(path.join(PROJECT_ROOT, 'node_modules', '.bin', 'tsx'), [cliEntry(), 'publish', '--release', fx.manifestFile, '--workdir', fx.workdir, '--repo', `${OWNER}/${REPO}`, ...args], {
+    cwd: PROJECT_ROOT,
+    env,
+    extendEnv: false,
+    reject: false,
+    all: true,
+    timeout: 120_000,
+  });
+  return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr), all: String(r.all) };
+}
+
+/** The assets dist/ should produce on the release: every file, plus SHA256SUMS when dist has none. */
+export async function expectedAssets(dist: string): Promise<Map<string, Buffer>> {
+  const files = new Map<string, Buffer>();
+  for (const name of (await readdir(dist)).sort()) files.set(name, await readFile(path.join(dist, name)));
+  if (!files.has('SHA256SUMS')) {
+    const lines = [...files]
+      .filter(([n]) => !/^SHA(256|512)SUMS/.test(n))
+      .map(([n, b]) => `${createHash('sha256').update(b).digest('hex')}  ${n}\n`)
+      .sort((a, b) => (a.slice(66) < b.slice(66) ? -1 : 1));
+    files.set('SHA256SUMS', Buffer.from(lines.join('')));
+  }
+  return files;
+}
+
+/** The release holds every asset exactly once, complete, with the bytes of dist/, and nothing else. */
+export async function expectReleaseMatches(gh: FakeGitHub, dist: string, published: boolean): Promise<FakeRelease> {
+  const rels = gh.releases.filter((r) => r.tag_name === TAG);
+  expect(rels.map((r) => r.id)).toHaveLength(1);
+  const rel = rels[0]!;
+  expect(rel.draft).toBe(!published);
+  expect(rel.name).toBe(`kubelet-lxc ${TAG}`);
+  const want = await expectedAssets(dist);
+  expect(rel.assets.map((a) => a.name).sort()).toEqual([...want.keys()].sort());
+  for (const a of rel.assets) {
+    expect(a.state, a.name).toBe('uploaded');
+    expect(a.bytes.equals(want.get(a.name)!), `bytes of ${a.name}`).toBe(true);
+  }
+  // And the sums verify with the real tool, over the release's bytes.
+  const check = await mkdtemp(path.join(os.tmpdir(), 'kubelet-lxc-sums-'));
+  try {
+    for (const a of rel.assets) await writeFile(path.join(check, a.name), a.bytes);
+    const r = await execa('sha256sum', ['-c', 'SHA256SUMS'], { cwd: check, reject: false });
+    expect(r.exitCode, r.stdout + r.stderr).toBe(0);
+    expect(r.stdout.split('\n').filter((l) => l.endsWith(': OK'))).toHaveLength([...want.keys()].filter((n) => !/^SHA(256|512)SUMS/.test(n)).length);
+  } finally {
+    await rm(check, { recursive: true, force: true });
+  }
+  return rel;
+}
+
+export function expectNoToken(result: CliResult, ...tokens: string[]): void {
+  for (const t of tokens) {
+    expect(result.all.includes(t), 'token in the output').toBe(false);
+    expect(result.all.includes(encodeURIComponent(t)), 'URL-encoded token in the output').toBe(false);
+  }
+}
+
+export function parseReport(r: CliResult): {
+  published: boolean;
+  dryRun: boolean;
+  remoteRead: boolean;
+  wouldPublish: boolean;
+  release: { id: number | null; origin: string; draft: boolean; url: string | null };
+  assets: { name: string; action: string; plan: string; sha256: string; size: number; source: string; note?: string }[];
+  removed: { name: string; id: number; reason: string }[];
+} {
+  try {
+    return JSON.parse(r.stdout);
+  } catch {
+    throw new Error(`the CLI did not print a JSON report (exit ${r.exitCode}):\n${r.all}`);
+  }
+}
