@@ -204,11 +204,12 @@ program
   .option('--stamp <version>', 'version the kubelet reports (default: the RKE2 release, e.g. v1.36.4+rke2r1; or a distinct suffix such as v1.36.4+lxc.1)')
   .option('--goproxy <url>', 'GOPROXY to resolve modules through')
   .option('--source-url <url>', 'git URL to read the tag commit from')
+  .option('--releases-dir <dir>', 'where to write the manifest', path.join(PROJECT_ROOT, 'releases'))
   .option('--force', 'overwrite an existing manifest', false)
   .option('--json', 'as JSON', false)
-  .action(async (version: string, flags: { rke2?: string; stamp?: string; goproxy?: string; sourceUrl?: string; force: boolean; json: boolean }) => {
+  .action(async (version: string, flags: { rke2?: string; stamp?: string; goproxy?: string; sourceUrl?: string; releasesDir: string; force: boolean; json: boolean }) => {
     const log = createLogger({ json: flags.json });
-    const res = await pinRelease({ version, rke2: flags.rke2, stamp: flags.stamp, goproxy: flags.goproxy, gitUrl: flags.sourceUrl, force: flags.force, log });
+    const res = await pinRelease({ version, rke2: flags.rke2, stamp: flags.stamp, goproxy: flags.goproxy, gitUrl: flags.sourceUrl, releasesDir: path.resolve(flags.releasesDir), force: flags.force, log });
     print(flags.json, res, () => [`wrote ${path.relative(process.cwd(), res.file)}`, ...res.notes.map((n) => `note: ${n}`), `next: npm run build-kubelet -- --release ${res.manifest.kubernetes.version}`].join('\n'));
   });
 

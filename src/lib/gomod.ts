@@ -29,10 +29,11 @@ export async function hashModuleDir(dir: string, modPath: string, version: strin
   return `h1:${summary.digest('base64')}`;
 }
 
-/** h1 of a go.mod file alone (the `/go.mod` line of go.sum). */
-export async function hashGoMod(file: string, modPath: string, version: string): Promise<string> {
+/** h1 of a go.mod file alone (the `/go.mod` line of go.sum) */
+export async function hashGoMod(file: string): Promise<string> {
   const h = createHash('sha256').update(await readFile(file)).digest('hex');
-  return `h1:${createHash('sha256').update(`${h}  ${modPath}@${version}/go.mod\n`).digest('base64')}`;
+  // As modfetch does: Hash1 over the single file named plain "go.mod".
+  return `h1:${createHash('sha256').update(`${h}  go.mod\n`).digest('base64')}`;
 }
 
 export function goEnv(extra: Record<string, string | undefined>): Record<string, string | undefined> {

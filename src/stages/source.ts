@@ -189,7 +189,19 @@ async function downloadVerified(ctx: StageContext, mods: ModulePin[], proxy: str
   const sum = mods.flatMap((m) => [`${m.path} ${m.version} ${m.h1}`, ...(m.goModH1 ? [`${m.path} ${m.version}/go.mod ${m.goModH1}`] : [])]);
   await writeFile(path.join(work, 'go.sum'), `${sum.join('\n')}\n`);
   const step = ctx.log.step(`downloading ${mods.length} modules through ${proxy ?? 'the Go module proxy'}`);
-  const got = await goModDownload(work, mods.map((m) => `${m.path}@${m.version}`), goEnv({ GOPROXY: proxy, GOTOOLCHAIN: 'local', GONOSUMDB: mods.map((m) => m.path).join(',') }), (l) => ctx.log.detail(l));
+  let got: DownloadedModule[];
+  try {
+    got = await goModDownload(work, mods.map((m) => `${m.path}@${m.version}`), goEnv({ GOPROXY: proxy, GOTOOLCHAIN: 'local', GONOSUMDB: mods.map((m) => m.path).join(',') }), (l) => ctx.log.detail(l));
+  } catch (err) {
+    step.fail();
+    const text = (err as Error).message;
+    const bad = /verifying (\S+)@(\S+?):.*checksum mismatch/.exec(text);
+    if (bad) {
+      const pin = mods.find((m) => m.path === bad[1]);
+      throw new StageError(`module ${bad[1]}@${bad[2]} does not match its pinned hash ${pin?.h1 ?? ''}: refusing it.\n${text}`, 'source', { module: bad[1] });
+    }
+    throw new StageError(`cannot download the pinned modules through ${proxy ?? 'the Go module proxy'}: ${text}`, 'source');
+  }
   const byPath = new Map(got.map((g) => [g.Path, g] as const));
   const dirs = new Map<string, string>();
   for (const m of mods) {
@@ -208,7 +220,7 @@ async function downloadVerified(ctx: StageContext, mods: ModulePin[], proxy: str
       step.fail();
       throw new StageError(`module ${m.path}@${m.version} in ${d.Dir} hashes to ${h1}, pinned ${m.h1}: refusing it (a tampered module cache? remove that folder with "go clean -modcache")`, 'source', { module: m.path });
     }
-    if (m.goModH1 && d.GoMod && (await hashGoMod(d.GoMod, m.path, m.version)) !== m.goModH1) {
+    if (m.goModH1 && d.GoMod && (await hashGoMod(d.GoMod)) !== m.goModH1) {
       step.fail();
       throw new StageError(`go.mod of ${m.path}@${m.version} does not match its pinned hash ${m.goModH1}: refusing it`, 'source');
     }

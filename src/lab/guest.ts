@@ -1,0 +1,249 @@
+// The lab guest: a Debian trixie root file system with the Proxmox VE 9 container
+// stack (lxc 6, lxcfs 6, containerd 1.7, runc), Debian's kernel and initrd, and the
+// two lab images, built from packages with debootstrap and cached under
+// <cacheDir>/guest-<key>/ (key = hash of the package list, the recipe version and the
+// files baked into the image). Built in a temporary directory that is renamed into
+// place when complete: an interrupted build never leaves a half-made guest where a
+// finished one is expected.
+import { createHash, randomBytes } from 'node:crypto';
+import { chmod, copyFile, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { buildLabImages } from './images.js';
+import { hostDebianMirror } from './mirror.js';
+import { labFile } from './paths.js';
+import { run } from './proc.js';
+
+export const GUEST_SUITE = 'trixie';
+export const GUEST_ARCH = 'amd64';
+/** Debian packages of the guest (debootstrap --variant=minbase --include=...). */
+export const GUEST_PACKAGES: readonly string[] = Object.freeze([
+  'linux-image-amd64', // kernel, its modules (fuse, overlay, veth, bridge, 9p) and initrd
+  'lxc',
+  'lxcfs',
+  'containerd',
+  'runc',
+  'busybox-static', // the lab images, wget for /healthz, poweroff
+  'kmod',
+  'iproute2',
+  'procps',
+]);
+/** Bump when the build steps below change what ends up in the image. */
+export const GUEST_RECIPE_VERSION = 3;
+/** Files of lab/ baked into the image (everything else comes over 9p at run time). */
+export const GUEST_BAKED_FILES: readonly string[] = Object.freeze(['guest/lab-init']);
+/** Free space in the guest disk for the kubelets, containerd and kubelet state. */
+const HEADROOM_MB = 2048;
+
+export interface GuestImage {
+  key: string;
+  dir: string;
+  kernel: string;
+  initrd: string;
+  rootfs: string;
+  cached: boolean;
+  meta: GuestMeta;
+}
+
+export interface GuestMeta {
+  key: string;
+  suite: string;
+  arch: string;
+  packages: string[];
+  versions: Record<string, string>;
+  builtAt: string;
+  buildSeconds: number;
+  kernelRelease: string;
+}
+
+export async function guestKey(): Promise<string> {
+  const h = createHash('sha256');
+  h.update(JSON.stringify({ suite: GUEST_SUITE, arch: GUEST_ARCH, packages: GUEST_PACKAGES, recipe: GUEST_RECIPE_VERSION }));
+  for (const f of GUEST_BAKED_FILES) {
+    h.update(`\0${f}\0`);
+    h.update(await readFile(labFile(f)));
+  }
+  return h.digest('hex').slice(0, 16);
+}
+
+async function exists(p: string): Promise<boolean> {
+  try {
+    await stat(p);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Unmounts everything mounted below dir (an interrupted debootstrap leaves /proc, /sys, maybe /dev there). */
+export async function unmountUnder(dir: string): Promise<void> {
+  const info = await readFile('/proc/self/mountinfo', 'utf8').catch(() => '');
+  const points = info
+    .split('\n')
+    .map((l) => l.split(' ')[4])
+    .filter((m): m is string => !!m)
+    .map((m) => m.replace(/\\040/g, ' '))
+    .filter((m) => m.startsWith(dir + '/'))
+    .sort((a, b) => b.length - a.length);
+  for (const m of points) await run('umount', ['-l', m]).catch(() => undefined);
+}
+
+/** Removes a build directory, never following a mount out of it. */
+async function removeBuildDir(dir: string): Promise<void> {
+  await unmountUnder(dir);
+  await rm(dir, { recursive: true, force: true });
+}
+
+/** Removes temporary build directories whose builder process is gone. */
+async function removeStaleBuilds(cacheDir: string, log: (l: string) => void): Promise<void> {
+  for (const name of await readdir(cacheDir).catch(() => [] as string[])) {
+    const m = /^\.tmp-guest-[0-9a-f]+-(\d+)-[0-9a-f]+$/.exec(name);
+    if (m?.[1] && !pidAlive(Number(m[1]))) {
+      log(`guest: removing the leftover of an interrupted build: ${name}`);
+      await removeBuildDir(join(cacheDir, name));
+    }
+  }
+}
+
+async function loadGuest(dir: string, key: string, cached: boolean): Promise<GuestImage | undefined> {
+  try {
+    const meta = JSON.parse(await readFile(join(dir, 'meta.json'), 'utf8')) as GuestMeta;
+    const g = { key, dir, kernel: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd.img'), rootfs: join(dir, 'rootfs.img'), cached, meta };
+    for (const f of [g.kernel, g.initrd, g.rootfs]) if (!(await exists(f))) return undefined;
+    return g;
+  } catch {
+    return undefined;
+  }
+}
+
+export interface EnsureGuestOptions {
+  cacheDir: string;
+  log: (line: string) => void;
+  signal?: AbortSignal;
+  mirror?: string;
+  /** time budget of the whole build */
+  timeoutMs?: number;
+}
+
+/** The cached guest, built first when there is none for the current key. */
+export async function ensureGuest(opts: EnsureGuestOptions): Promise<GuestImage> {
+  const { cacheDir, log, signal } = opts;
+  await mkdir(cacheDir, { recursive: true });
+  const key = await guestKey();
+  const dir = join(cacheDir, `guest-${key}`);
+  const have = await loadGuest(dir, key, true);
+  if (have) {
+    log(`guest: cached image ${dir}`);
+    return have;
+  }
+  if (typeof process.getuid === 'function' && process.getuid() !== 0) {
+    throw new Error('building the lab guest needs root (debootstrap, mkfs.ext4 -d of a root-owned tree)');
+  }
+  await removeStaleBuilds(cacheDir, log);
+  const started = Date.now();
+  const deadline = opts.timeoutMs ? started + opts.timeoutMs : undefined;
+  const left = (): number | undefined => (deadline ? Math.max(1000, deadline - Date.now()) : undefined);
+  const tmp = join(cacheDir, `.tmp-guest-${key}-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const rootfs = join(tmp, 'rootfs');
+  await mkdir(tmp, { recursive: true });
+  try {
+    const mirror = opts.mirror ?? (await hostDebianMirror());
+    const debs = join(cacheDir, 'debs');
+    await mkdir(debs, { recursive: true });
+    log(`guest: debootstrap ${GUEST_SUITE} (${GUEST_PACKAGES.join(', ')}) from the host's mirror`);
+    let lastProgress = 0;
+    await run(
+      'debootstrap',
+      [
+        '--variant=minbase',
+        `--arch=${GUEST_ARCH}`,
+        `--include=${GUEST_PACKAGES.join(',')}`,
+        `--cache-dir=${debs}`,
+        GUEST_SUITE,
+        rootfs,
+        mirror,
+      ],
+      {
+        signal,
+        timeoutMs: left(),
+        onLine: (l) => {
+          // debootstrap is chatty: pass on its phase changes, at most every 10 s
+          if (/^I: (Retrieving|Validating|Extracting|Installing|Configuring|Unpacking|Base system)/.test(l) && Date.now() - lastProgress > 10_000) {
+            lastProgress = Date.now();
+            log(`guest: ${l.slice(3)}`);
+          }
+        },
+      },
+    );
+    log(`guest: debootstrap done in ${Math.round((Date.now() - started) / 1000)} s`);
+
+    const boot = await readdir(join(rootfs, 'boot'));
+    const vmlinuz = boot.find((f) => f.startsWith('vmlinuz-'));
+    const initrd = boot.find((f) => f.startsWith('initrd.img-'));
+    if (!vmlinuz || !initrd) throw new Error(`the guest has no kernel or initrd in /boot (found: ${boot.join(', ')})`);
+    await copyFile(join(rootfs, 'boot', vmlinuz), join(tmp, 'vmlinuz'));
+    await copyFile(join(rootfs, 'boot', initrd), join(tmp, 'initrd.img'));
+
+    for (const f of GUEST_BAKED_FILES) {
+      if (f === 'guest/lab-init') {
+        await copyFile(labFile(f), join(rootfs, 'sbin', 'lab-init'));
+        await chmod(join(rootfs, 'sbin', 'lab-init'), 0o755);
+      }
+    }
+    const busybox = await readFile(join(rootfs, 'bin', 'busybox'));
+    await mkdir(join(rootfs, 'opt', 'lab', 'images'), { recursive: true });
+    await writeFile(join(rootfs, 'opt', 'lab', 'images', 'lab-images.tar'), buildLabImages(busybox));
+    log('guest: lab images built from busybox-static (lab.local/busybox:1, lab.local/pause:1)');
+
+    const versions: Record<string, string> = {};
+    const q = await run('dpkg-query', [`--admindir=${join(rootfs, 'var', 'lib', 'dpkg')}`, '-W', '-f', '${Package} ${Version}\n', ...GUEST_PACKAGES], { signal });
+    for (const line of q.stdout.split('\n')) {
+      const [p, v] = line.trim().split(/\s+/);
+      if (p && v) versions[p] = v;
+    }
+    const du = await run('du', ['-s', '--block-size=1M', rootfs], { signal });
+    const usedMb = Number(du.stdout.split(/\s+/)[0]);
+    const sizeMb = Math.ceil((usedMb * 1.1 + HEADROOM_MB) / 256) * 256;
+    log(`guest: mkfs.ext4 -d (${usedMb} MB used, ${sizeMb} MB disk)`);
+    await run('mkfs.ext4', ['-q', '-F', '-L', 'labroot', '-d', rootfs, join(tmp, 'rootfs.img'), `${sizeMb}M`], { signal, timeoutMs: left() });
+    await removeBuildDir(rootfs);
+
+    const meta: GuestMeta = {
+      key,
+      suite: GUEST_SUITE,
+      arch: GUEST_ARCH,
+      packages: [...GUEST_PACKAGES],
+      versions,
+      builtAt: new Date().toISOString(),
+      buildSeconds: Math.round((Date.now() - started) / 100) / 10,
+      kernelRelease: vmlinuz.replace(/^vmlinuz-/, ''),
+    };
+    await writeFile(join(tmp, 'meta.json'), JSON.stringify(meta, null, 2) + '\n');
+    try {
+      await rename(tmp, dir);
+    } catch (e) {
+      // another lab finished the same key first: use its guest
+      const code = (e as NodeJS.ErrnoException).code;
+      if ((code === 'ENOTEMPTY' || code === 'EEXIST') && (await loadGuest(dir, key, true))) {
+        await rm(tmp, { recursive: true, force: true });
+      } else {
+        throw e;
+      }
+    }
+    log(`guest: built in ${meta.buildSeconds} s: ${dir}`);
+    const g = await loadGuest(dir, key, false);
+    if (!g) throw new Error(`guest image at ${dir} is incomplete after the build`);
+    return g;
+  } catch (e) {
+    await removeBuildDir(tmp);
+    throw e;
+  }
+}

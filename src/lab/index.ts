@@ -1,0 +1,345 @@
+// The LXC lab (smoke level L1): a qemu guest (cgroup v2, lxc, lxcfs, containerd,
+// runc from Debian trixie), inside it one Proxmox-style LXC container per run, inside
+// that a standalone kubelet with one static pod, under each fault profile, for the
+// stock and the patched kubelet. See lab/README.md.
+import { createHash } from 'node:crypto';
+import { createReadStream } from 'node:fs';
+import { access, constants, copyFile, cp, link, mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { execa } from 'execa';
+import { ensureGuest, type GuestImage } from './guest.js';
+import { labFile } from './paths.js';
+import { LabAbortError, have, run } from './proc.js';
+import { compileProfile, loadProfiles, selectProfiles, type LabProfile } from './profiles.js';
+import { chooseAccel, QEMU, startVm, type VmHandle } from './qemu.js';
+import { readRunDir } from './results.js';
+import { renderReport } from './table.js';
+import { KUBELET_KINDS, type KubeletKind, type LabOptions, type LabProfileSummary, type LabReport, type LabRun, type LabStepTiming } from './types.js';
+import { labVerdict } from './verdict.js';
+
+export { labVerdict, type LabVerdict } from './verdict.js';
+export { LAB_PROFILE_IDS, loadProfiles, parseProfiles, compileProfile, type LabProfile } from './profiles.js';
+export { renderReport, renderTable } from './table.js';
+export { LabAbortError } from './proc.js';
+export { GUEST_PACKAGES, GUEST_SUITE } from './guest.js';
+export type * from './types.js';
+
+/** Time budgets of the lab's steps, in seconds (TCG on a 2-core machine). */
+export const STEP_BUDGETS = Object.freeze({
+  guestBuild: 900,
+  boot: 180,
+  guestSetup: 240,
+  /** on top of the run's kubelet deadline: container start, containerd, image import, stop */
+  runOverhead: 150,
+  shutdown: 60,
+});
+
+/** Files of lab/ the guest reads at run time over 9p. */
+const RUNTIME_FILES = ['guest-main.sh', 'ct-init.sh', 'lxc.conf.in', 'containerd.toml', 'kubelet-config.yaml', 'static-pod.yaml'];
+const HOST_TOOLS = [QEMU, 'setpriv', 'debootstrap', 'mkfs.ext4', 'dpkg-query'];
+
+export class LabSetupError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'LabSetupError';
+  }
+}
+
+async function sha256File(p: string): Promise<string> {
+  const h = createHash('sha256');
+  for await (const chunk of createReadStream(p)) h.update(chunk as Buffer);
+  return h.digest('hex');
+}
+
+async function checkKubelets(k: LabOptions['kubelets']): Promise<void> {
+  const missing: string[] = [];
+  for (const kind of KUBELET_KINDS) {
+    try {
+      await access(k[kind], constants.X_OK);
+    } catch {
+      missing.push(`${kind}: ${k[kind]}`);
+    }
+  }
+  if (missing.length) {
+    throw new LabSetupError(
+      `kubelet binaries missing or not executable (${missing.join('; ')}). Build both from the default manifest: ` +
+        `the stock kubelet is the pinned Kubernetes tree without the patch series, the patched one with it (linux/amd64).`,
+    );
+  }
+}
+
+async function checkHostTools(): Promise<void> {
+  const missing: string[] = [];
+  for (const t of HOST_TOOLS) if (!(await have(t))) missing.push(t);
+  if (missing.length) throw new LabSetupError(`host tools missing: ${missing.join(', ')}; run scripts/lab-host-deps.sh`);
+}
+
+async function kubeletVersion(path: string): Promise<string> {
+  const r = await execa(path, ['--version'], { reject: false, timeout: 30_000 });
+  return String(r.stdout || r.stderr).trim().split('\n')[0] ?? 'unknown';
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+async function removeStaleWork(workRoot: string): Promise<void> {
+  for (const name of await readdir(workRoot).catch(() => [] as string[])) {
+    const m = /^run-(\d+)-/.exec(name);
+    if (m?.[1] && !pidAlive(Number(m[1]))) await rm(join(workRoot, name), { recursive: true, force: true });
+  }
+}
+
+async function linkOrCopy(from: string, to: string): Promise<void> {
+  try {
+    await link(from, to);
+  } catch {
+    await copyFile(from, to);
+  }
+}
+
+interface PlannedRun {
+  id: string;
+  profile: LabProfile;
+  kubelet: KubeletKind;
+}
+
+function plan(profiles: LabProfile[]): PlannedRun[] {
+  const runs: PlannedRun[] = [];
+  let n = 0;
+  for (const p of profiles) {
+    for (const k of KUBELET_KINDS) {
+      n++;
+      runs.push({ id: `${String(n).padStart(2, '0')}-${p.id}-${k}`, profile: p, kubelet: k });
+    }
+  }
+  return runs;
+}
+
+function summary(p: LabProfile): LabProfileSummary {
+  return {
+    id: p.id,
+    description: p.description,
+    sites: p.sites,
+    expectStockFailure: p.expect.stock.fails,
+    ...(p.expect.stock.errors?.length ? { expectedStockErrors: p.expect.stock.errors } : {}),
+    reason: p.expect.stock.reason,
+  };
+}
+
+/** Steps with budgets: records wall time, flags overruns, and fires onOverrun once per step. */
+class StepClock {
+  readonly steps: LabStepTiming[] = [];
+  private current: { step: string; started: number; budget: number } | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  constructor(private readonly onOverrun: (step: string, budget: number) => void) {}
+  start(step: string, budgetSeconds: number): void {
+    this.end();
+    this.current = { step, started: Date.now(), budget: budgetSeconds };
+    this.timer = setTimeout(() => this.onOverrun(step, budgetSeconds), budgetSeconds * 1000);
+    this.timer.unref();
+  }
+  end(): void {
+    if (!this.current) return;
+    if (this.timer) clearTimeout(this.timer);
+    const seconds = Math.round((Date.now() - this.current.started) / 100) / 10;
+    this.steps.push({ step: this.current.step, seconds, budgetSeconds: this.current.budget, overBudget: seconds > this.current.budget });
+    this.current = undefined;
+  }
+}
+
+/**
+ * Runs the lab: builds (or reuses) the guest, boots it once, runs every profile with the
+ * stock and the patched kubelet, writes outDir/lab-report.json and lab-report.txt and
+ * returns the report (its verdict says whether the lab passed; the caller exits non-zero
+ * when !report.verdict.ok). Rejects with LabAbortError on opts.signal (after qemu is gone),
+ * with LabSetupError when kubelets or host tools are missing.
+ */
+export async function runLab(opts: LabOptions): Promise<LabReport> {
+  const log = opts.log;
+  const signal = opts.signal;
+  const startedAt = new Date();
+  const deadline = opts.runDeadlineSeconds ?? 150;
+  const settle = opts.settleSeconds ?? 12;
+  const outDir = resolve(opts.outDir);
+  const cacheDir = resolve(opts.cacheDir);
+  const kubelets = { stock: resolve(opts.kubelets.stock), patched: resolve(opts.kubelets.patched) };
+  const profiles = selectProfiles(loadProfiles(), opts.profiles);
+  const runs = plan(profiles);
+
+  await checkKubelets(kubelets);
+  await checkHostTools();
+  if (signal?.aborted) throw new LabAbortError();
+  await mkdir(outDir, { recursive: true });
+
+  const labProblems: string[] = [];
+  let vm: VmHandle | undefined;
+  const clock = new StepClock((step, budget) => {
+    labProblems.push(`step ${step} exceeded its time budget of ${budget} s: stopped`);
+    log(`lab: step ${step} exceeded its budget of ${budget} s, stopping the guest`);
+    void vm?.kill();
+  });
+
+  // 1. the guest
+  clock.start('guest-image', STEP_BUDGETS.guestBuild);
+  log('lab: guest image');
+  const guest: GuestImage = await ensureGuest({ cacheDir, log, signal, mirror: opts.mirror, timeoutMs: STEP_BUDGETS.guestBuild * 1000 });
+  clock.end();
+
+  const kubeletInfo = {} as LabReport['kubelets'];
+  for (const k of KUBELET_KINDS) {
+    kubeletInfo[k] = { path: kubelets[k], version: await kubeletVersion(kubelets[k]), sha256: await sha256File(kubelets[k]) };
+  }
+
+  // 2. the 9p share: runtime scripts, kubelets, the plan, and where results come back
+  const workRoot = join(cacheDir, 'work');
+  await mkdir(workRoot, { recursive: true });
+  await removeStaleWork(workRoot);
+  const workDir = join(workRoot, `run-${process.pid}-${Date.now()}`);
+  const share = join(workDir, 'share');
+  const runsOut = join(outDir, 'runs');
+  let aborted = false;
+  try {
+    await mkdir(join(share, 'lab'), { recursive: true });
+    await mkdir(join(share, 'profiles'));
+    await mkdir(join(share, 'out'));
+    for (const f of RUNTIME_FILES) await copyFile(labFile(f), join(share, 'lab', f));
+    // the kubelets travel on their own read-only disk (outside the 9p share)
+    const kdir = join(workDir, 'kubelets');
+    await mkdir(kdir);
+    let kbytes = 0;
+    for (const k of KUBELET_KINDS) {
+      await linkOrCopy(kubelets[k], join(kdir, `kubelet-${k}`));
+      kbytes += (await stat(kubelets[k])).size;
+    }
+    const kubeletDisk = join(workDir, 'kubelets.img');
+    await run('mkfs.ext4', ['-q', '-F', '-L', 'labkubelets', '-d', kdir, kubeletDisk, `${Math.ceil(kbytes / 1048576) + 64}M`], { signal });
+    for (const p of profiles) await writeFile(join(share, 'profiles', `${p.id}.txt`), compileProfile(p));
+    await writeFile(join(share, 'runs.txt'), runs.map((r) => `${r.id} ${r.profile.id} ${r.kubelet} ${deadline} ${settle}\n`).join(''));
+    await rm(runsOut, { recursive: true, force: true });
+    await mkdir(runsOut, { recursive: true });
+
+    // 3. boot and watch the console
+    const accel = await chooseAccel(opts.kvm ?? 'auto', log);
+    const results = new Map<string, LabRun>();
+    const pending: Promise<void>[] = [];
+    const total = runs.length;
+    let index = 0;
+    const collect = async (id: string): Promise<void> => {
+      const r = runs.find((x) => x.id === id);
+      if (!r) return;
+      const dest = join(runsOut, id);
+      await cp(join(share, 'out', id), dest, { recursive: true }).catch(() => undefined);
+      const run = await readRunDir(
+        { id, profile: r.profile.id, kubelet: r.kubelet, logDir: dest, expectedErrors: r.kubelet === 'stock' ? r.profile.expect.stock.errors : undefined },
+        dest,
+      );
+      results.set(id, run);
+      const expectPass = r.kubelet === 'patched' || !r.profile.expect.stock.fails;
+      const verdict = !run.completed || !run.profileApplied ? 'NOT JUDGED' : run.passed === expectPass ? 'as expected' : 'UNEXPECTED';
+      log(
+        `lab: ${r.profile.id}/${r.kubelet}: ${run.passed ? 'pass' : 'fail'} (${verdict}; CM ${run.containerManagerStarted ? 'started' : 'not started'}, ` +
+          `healthz ${run.healthz ? 'ok' : 'no'}, pod ${run.podRunning ? 'Running' : 'not Running'}, ${run.seconds ?? '?'} s)` +
+          (run.passed ? '' : ` ${run.firstError ? '- ' + run.firstError.slice(0, 160) : '- ' + run.endReason}`),
+      );
+    };
+    log(`lab: booting the guest (qemu ${accel.toUpperCase()}, 2 vCPUs, ${opts.memoryMiB ?? 3072} MiB), ${total} runs`);
+    clock.start('boot', STEP_BUDGETS.boot);
+    let fatal: string | undefined;
+    vm = startVm({
+      guest,
+      kubeletDisk,
+      shareDir: share,
+      accel,
+      memoryMiB: opts.memoryMiB ?? 3072,
+      consoleLog: join(outDir, 'console.log'),
+      onMarker: (event, args) => {
+        switch (event) {
+          case 'guest-up':
+            clock.start('guest-setup', STEP_BUDGETS.guestSetup);
+            log(`lab: guest up (${args[0] ?? '?'} s after power-on)`);
+            break;
+          case 'lxcfs-up':
+            log('lab: guest: cgroup2, lxcfs and the bridge are ready');
+            break;
+          case 'kubelets-ready':
+            log(`lab: guest: kubelet disk mounted (${args.join(' ')})`);
+            break;
+          case 'run-start': {
+            index++;
+            clock.start(`run ${args[0]}`, deadline + STEP_BUDGETS.runOverhead);
+            log(`lab: [${index}/${total}] profile ${args[1]}, ${args[2]} kubelet`);
+            break;
+          }
+          case 'run-end':
+            clock.end();
+            if (args[0]) pending.push(collect(args[0]));
+            break;
+          case 'all-done':
+            clock.start('shutdown', STEP_BUDGETS.shutdown);
+            break;
+          case 'fatal':
+            fatal = args.join(' ');
+            labProblems.push(`guest: ${fatal}`);
+            log(`lab: guest failed: ${fatal}`);
+            break;
+        }
+      },
+    });
+    const onAbort = (): void => {
+      aborted = true;
+      log('lab: interrupted, stopping the guest');
+      void vm?.kill();
+    };
+    signal?.addEventListener('abort', onAbort, { once: true });
+    if (signal?.aborted) onAbort();
+    let exit: { exitCode: number | null; signal: string | null };
+    try {
+      exit = await vm.done;
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
+    }
+    clock.end();
+    await Promise.all(pending);
+    if (aborted) throw new LabAbortError();
+    if (exit.exitCode !== 0 && !fatal) labProblems.push(`qemu exited ${exit.exitCode ?? exit.signal}: see ${join(outDir, 'console.log')}`);
+    await cp(join(share, 'out', 'guest.log'), join(outDir, 'guest.log')).catch(() => undefined);
+
+    // 4. the report
+    const allRuns: LabRun[] = [];
+    for (const r of runs) {
+      if (!results.has(r.id)) await collect(r.id);
+      const got = results.get(r.id);
+      if (got) allRuns.push(got);
+    }
+    const finishedAt = new Date();
+    const base = {
+      schema: 1 as const,
+      startedAt: startedAt.toISOString(),
+      finishedAt: finishedAt.toISOString(),
+      seconds: Math.round((finishedAt.getTime() - startedAt.getTime()) / 100) / 10,
+      accel,
+      guest: { key: guest.key, cached: guest.cached, dir: guest.dir, versions: guest.meta.versions, kernelRelease: guest.meta.kernelRelease },
+      kubelets: kubeletInfo,
+      profiles: profiles.map(summary),
+      runs: allRuns,
+      steps: clock.steps,
+      labProblems,
+    };
+    const report: LabReport = { ...base, verdict: labVerdict(base) };
+    await writeFile(join(outDir, 'lab-report.json'), JSON.stringify(report, null, 2) + '\n');
+    const text = renderReport(report);
+    await writeFile(join(outDir, 'lab-report.txt'), text);
+    for (const line of text.trimEnd().split('\n')) log(line);
+    return report;
+  } finally {
+    clock.end();
+    if (vm) await vm.kill();
+    await rm(workDir, { recursive: true, force: true });
+  }
+}

@@ -1,0 +1,115 @@
+// Fault profiles: data in lab/profiles.json, validated here, resolved (include), and
+// compiled into the line format lab/ct-init.sh reads inside the container.
+import { readFileSync } from 'node:fs';
+import { z } from 'zod';
+import { labFile } from './paths.js';
+
+// Paths and globs are used unquoted by the container's shell (globs must expand):
+// allow only characters that cannot split words or run anything.
+const pathLike = z.string().regex(/^\/[A-Za-z0-9_./[\]*?-]+$/, 'an absolute path or glob of [A-Za-z0-9_./[]*?-]');
+const plainPath = z.string().regex(/^\/[A-Za-z0-9_./-]+$/, 'an absolute path of [A-Za-z0-9_./-]');
+
+const actionSchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('empty'), glob: pathLike }),
+  z.object({ kind: z.literal('tmpfs'), path: plainPath }),
+  z.object({ kind: z.literal('file'), path: plainPath, content: z.string() }),
+]);
+export type ProfileAction = z.infer<typeof actionSchema>;
+
+const expectSchema = z.object({
+  stock: z.object({
+    fails: z.boolean(),
+    /** upstream error texts the stock kubelet's log must all contain when it fails */
+    errors: z.array(z.string().min(1)).optional(),
+    reason: z.string().min(1),
+  }),
+});
+
+export const profileSchema = z.object({
+  id: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9_.-]*$/),
+  description: z.string().min(1),
+  sites: z.array(z.string()),
+  include: z.array(z.string()).optional(),
+  actions: z.array(actionSchema),
+  emptied: z.array(pathLike),
+  expect: expectSchema,
+});
+export type ProfileDef = z.infer<typeof profileSchema>;
+
+export const profilesFileSchema = z.object({
+  $comment: z.string().optional(),
+  profiles: z.array(profileSchema).min(1),
+});
+
+/** A profile with its includes resolved: the actions and emptied globs it really applies. */
+export interface LabProfile {
+  id: string;
+  description: string;
+  sites: string[];
+  actions: ProfileAction[];
+  emptied: string[];
+  expect: ProfileDef['expect'];
+}
+
+/** Validates the profile file's content and resolves includes (no cycles, no unknown ids). */
+export function parseProfiles(data: unknown): LabProfile[] {
+  const parsed = profilesFileSchema.parse(data);
+  const byId = new Map<string, ProfileDef>();
+  for (const p of parsed.profiles) {
+    if (byId.has(p.id)) throw new Error(`profile ${p.id} is defined twice`);
+    byId.set(p.id, p);
+  }
+  const resolve = (p: ProfileDef, stack: string[]): { actions: ProfileAction[]; emptied: string[] } => {
+    if (stack.includes(p.id)) throw new Error(`profile include cycle: ${[...stack, p.id].join(' -> ')}`);
+    const actions: ProfileAction[] = [];
+    const emptied: string[] = [];
+    for (const inc of p.include ?? []) {
+      const q = byId.get(inc);
+      if (!q) throw new Error(`profile ${p.id} includes unknown profile ${inc}`);
+      const r = resolve(q, [...stack, p.id]);
+      actions.push(...r.actions);
+      emptied.push(...r.emptied);
+    }
+    actions.push(...p.actions);
+    emptied.push(...p.emptied);
+    return { actions, emptied: [...new Set(emptied)] };
+  };
+  return parsed.profiles.map((p) => {
+    const r = resolve(p, []);
+    return { id: p.id, description: p.description, sites: p.sites, actions: r.actions, emptied: r.emptied, expect: p.expect };
+  });
+}
+
+let cached: LabProfile[] | undefined;
+
+/** The lab's profiles, from lab/profiles.json. */
+export function loadProfiles(): LabProfile[] {
+  cached ??= parseProfiles(JSON.parse(readFileSync(labFile('profiles.json'), 'utf8')));
+  return cached;
+}
+
+/** The ids of the lab's profiles, in matrix order. */
+export const LAB_PROFILE_IDS: readonly string[] = Object.freeze(loadProfiles().map((p) => p.id));
+
+/** Picks profiles by id, in the file's order; unknown ids are an error. */
+export function selectProfiles(all: LabProfile[], ids?: string[]): LabProfile[] {
+  if (!ids || ids.length === 0) return all;
+  const unknown = ids.filter((id) => !all.some((p) => p.id === id));
+  if (unknown.length) throw new Error(`unknown lab profile(s): ${unknown.join(', ')} (known: ${all.map((p) => p.id).join(', ')})`);
+  return all.filter((p) => ids.includes(p.id));
+}
+
+/**
+ * The line format of lab/ct-init.sh: one action per line, fields separated by a tab:
+ *   empty <glob> | tmpfs <dir> | file <path> <base64 content> | emptied <glob>
+ */
+export function compileProfile(p: LabProfile): string {
+  const lines = [`# profile ${p.id}: ${p.description.replace(/\n/g, ' ')}`];
+  for (const a of p.actions) {
+    if (a.kind === 'empty') lines.push(`empty\t${a.glob}`);
+    else if (a.kind === 'tmpfs') lines.push(`tmpfs\t${a.path}`);
+    else lines.push(`file\t${a.path}\t${Buffer.from(a.content, 'utf8').toString('base64')}`);
+  }
+  for (const g of p.emptied) lines.push(`emptied\t${g}`);
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,103 @@
+// Public types of the lab module.
+
+export type KubeletKind = 'stock' | 'patched';
+export const KUBELET_KINDS: readonly KubeletKind[] = Object.freeze(['stock', 'patched'] as const);
+
+export interface LabOptions {
+  /** paths of the two kubelet binaries (linux/amd64): the tree built without and with the series */
+  kubelets: { stock: string; patched: string };
+  /** guest image cache (e.g. ~/.cache/kubelet-lxc/lab) */
+  cacheDir: string;
+  /** gets lab-report.json, lab-report.txt, console.log and runs/<id>/ (every run's logs) */
+  outDir: string;
+  /** profile ids; default: all, in the order of lab/profiles.json */
+  profiles?: string[];
+  /** 'auto' (default): KVM when /dev/kvm works, else TCG; 'on': KVM or fail; 'off': TCG */
+  kvm?: 'auto' | 'on' | 'off';
+  log: (line: string) => void;
+  signal?: AbortSignal;
+  /** Debian mirror for the guest build; default: the host's own (from /etc/apt) */
+  mirror?: string;
+  /** seconds a kubelet gets inside the container to reach healthz ok + pod Running (default 150) */
+  runDeadlineSeconds?: number;
+  /** seconds healthz ok + pod Running must hold before a run counts as passed (default 12) */
+  settleSeconds?: number;
+  /** guest memory in MiB (default 3072) */
+  memoryMiB?: number;
+}
+
+/** The outcome of one kubelet under one profile. */
+export interface LabRun {
+  id: string;
+  profile: string;
+  kubelet: KubeletKind;
+  /** the run produced results (false: the guest never got to it, or lost them) */
+  completed: boolean;
+  /** every file the profile must empty read as 0 bytes before the kubelet started */
+  profileApplied: boolean;
+  /** why the run ended: stable | kubelet-exited | deadline | profile-not-applied | setup-failed-* | container-timeout | missing ... */
+  endReason: string;
+  /** ContainerManager.Start returned (the eviction manager, started right after it, logged its start) */
+  containerManagerStarted: boolean;
+  /** the kubelet logged "Failed to start ContainerManager" */
+  containerManagerFailed: boolean;
+  /** /healthz answered "ok" at the end of the run */
+  healthz: boolean;
+  /** /healthz answered "ok" at some point */
+  healthzEverOk: boolean;
+  /** the static pod was Running with its container running at the end of the run (kubelet /pods) */
+  podRunning: boolean;
+  kubeletExited: boolean;
+  kubeletExitCode: number | null;
+  panicked: boolean;
+  /** the decisive error line (fatal / exit cause), else the first error line */
+  firstError: string | null;
+  /** error lines of the kubelet log (klog E/F lines, panics), at most 25 */
+  errorLines: string[];
+  /** the profile's expected upstream error texts the kubelet log lacks (null: none expected for this kubelet) */
+  expectedErrorsMissing: string[] | null;
+  /** the kubelet passed: ContainerManager started, healthz ok, pod Running, kubelet alive */
+  passed: boolean;
+  /** seconds from kubelet start to: healthz ok, pod Running (null if never) */
+  secondsToHealthz: number | null;
+  secondsToRunning: number | null;
+  /** wall seconds of the whole run (container start to container stopped), from the guest */
+  seconds: number | null;
+  /** "<bytes> <path>" for every emptied file, before the kubelet started */
+  emptied: string[];
+  /** log directory under outDir */
+  logDir: string;
+}
+
+export interface LabStepTiming {
+  step: string;
+  seconds: number;
+  budgetSeconds: number;
+  overBudget: boolean;
+}
+
+export interface LabProfileSummary {
+  id: string;
+  description: string;
+  sites: string[];
+  expectStockFailure: boolean;
+  /** upstream error texts the stock kubelet's log must all show */
+  expectedStockErrors?: string[];
+  reason: string;
+}
+
+export interface LabReport {
+  schema: 1;
+  startedAt: string;
+  finishedAt: string;
+  seconds: number;
+  accel: 'kvm' | 'tcg';
+  guest: { key: string; cached: boolean; dir: string; versions: Record<string, string>; kernelRelease: string };
+  kubelets: Record<KubeletKind, { path: string; version: string; sha256: string }>;
+  profiles: LabProfileSummary[];
+  runs: LabRun[];
+  steps: LabStepTiming[];
+  /** problems found by the lab itself (budget overrun, guest failure), besides the verdict's */
+  labProblems: string[];
+  verdict: { ok: boolean; problems: string[] };
+}

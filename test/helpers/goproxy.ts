@@ -1,0 +1,55 @@
+// A local Go module proxy in the proxy's file layout (<module>/@v/list, .info, .mod, .zip),
+// served over file://, made from the fixture tree: the root module and its staging modules.
+import { cp, mkdir, readdir, rm, writeFile, readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { execa } from 'execa';
+
+export interface LocalProxy {
+  dir: string;
+  url: string;
+}
+
+async function zipModule(srcDir: string, modPath: string, version: string, proxyDir: string, exclude: (rel: string) => boolean): Promise<void> {
+  const stage = path.join(proxyDir, '.stage', `${modPath}@${version}`);
+  await rm(path.join(proxyDir, '.stage'), { recursive: true, force: true });
+  await mkdir(stage, { recursive: true });
+  await cp(srcDir, stage, { recursive: true, filter: (src) => !exclude(path.relative(srcDir, src)) });
+  const vdir = path.join(proxyDir, modPath, '@v');
+  await mkdir(vdir, { recursive: true });
+  await execa('zip', ['-q', '-X', '-D', '-r', path.join(vdir, `${version}.zip`), `${modPath}@${version}`], { cwd: path.join(proxyDir, '.stage') });
+  await writeFile(path.join(vdir, `${version}.mod`), await readFile(path.join(srcDir, 'go.mod')));
+  await writeFile(path.join(vdir, `${version}.info`), JSON.stringify({ Version: version, Time: '2026-03-01T12:00:00Z' }));
+  await writeFile(path.join(vdir, 'list'), `${version}\n`);
+  await rm(path.join(proxyDir, '.stage'), { recursive: true, force: true });
+}
+
+/** tree: a checkout of the fixture at a tag (root module with staging/src/k8s.io/*). */
+export async function makeLocalProxy(tree: string, proxyDir: string, rootVersion: string, stagingVersion: string): Promise<LocalProxy> {
+  await mkdir(proxyDir, { recursive: true });
+  // Nested modules and vendor/ are not part of a module zip, as with the real k8s.io/kubernetes.
+  await zipModule(tree, 'k8s.io/kubernetes', rootVersion, proxyDir, (rel) => rel === '.git' || rel.startsWith('.git/') || rel === 'staging' || rel.startsWith('staging/') || rel === 'vendor' || rel.startsWith('vendor/'));
+  const stagingRoot = path.join(tree, 'staging', 'src', 'k8s.io');
+  for (const name of await readdir(stagingRoot)) {
+    await zipModule(path.join(stagingRoot, name), `k8s.io/${name}`, stagingVersion, proxyDir, () => false);
+  }
+  return { dir: proxyDir, url: `file://${proxyDir}` };
+}
+
+/** Replace one file's content inside a module zip (a tampered proxy). */
+export async function tamperZip(proxyDir: string, modPath: string, version: string, fileInModule: string, content: string): Promise<void> {
+  const work = path.join(proxyDir, '.tamper');
+  await rm(work, { recursive: true, force: true });
+  await mkdir(work, { recursive: true });
+  const zip = path.join(proxyDir, modPath, '@v', `${version}.zip`);
+  await execa('unzip', ['-q', zip, '-d', work]);
+  await writeFile(path.join(work, `${modPath}@${version}`, fileInModule), content);
+  await rm(zip);
+  await execa('zip', ['-q', '-X', '-D', '-r', zip, `${modPath}@${version}`], { cwd: work });
+  await rm(work, { recursive: true, force: true });
+}
+
+/** Module caches are read-only; make one removable. */
+export async function removeModCache(dir: string): Promise<void> {
+  await execa('chmod', ['-R', 'u+w', dir], { reject: false });
+  await rm(dir, { recursive: true, force: true });
+}
