@@ -12,6 +12,11 @@ import { ensureBuilderImage, resolveEngine } from './lib/engine.js';
 import { ManifestError } from './manifest.js';
 import { CommandError } from './lib/exec.js';
 import { pinRelease } from './pin.js';
+import { readdir } from 'node:fs/promises';
+import { runLabFor } from './stages/smoke.js';
+import { runPublish, formatReport, PublishError } from './publish/index.js';
+import { installBundle, InstallError, isStandInImage } from './rke2/index.js';
+import { LabSetupError } from './lab/index.js';
 
 interface CommonFlags {
   release?: string;
@@ -29,6 +34,9 @@ interface CommonFlags {
   stock: boolean;
   patchTests: boolean;
   lab: boolean;
+  baseImageArchive?: string;
+  runtimeImageRevision: string;
+  runtimeImageRepo: string;
   from?: StageName;
   to?: StageName;
 }
@@ -57,7 +65,10 @@ function addCommonOptions(cmd: Command, withRange: boolean): Command {
     .option('--force', 'rerun stages even when their inputs did not change', false)
     .option('--stock', 'also build the unpatched kubelet (the lab\'s negative control)', false)
     .option('--patch-tests', 'smoke: run the patch series\' Go tests on the stock and patched trees', false)
-    .option('--lab', 'smoke: run the L1 LXC lab (implies --stock)', false);
+    .option('--lab', 'smoke: run the L1 LXC lab (implies --stock)', false)
+    .option('--base-image-archive <file>', 'docker-archive of rancher/rke2-runtime for the runtime image ({arch} is replaced per platform); default: pull it, else a labelled stand-in')
+    .option('--runtime-image-revision <n>', 'N in the runtime image tag <rke2 version>-lxcN (bump it for every rebuilt image: RKE2 never re-extracts a tag)', '1')
+    .option('--runtime-image-repo <repo>', 'repository of the runtime image reference', 'kubelet-lxc/rke2-runtime');
   if (withRange) {
     cmd.addOption(new Option('--from <stage>', 'first stage to run').choices([...STAGE_NAMES]));
     cmd.addOption(new Option('--to <stage>', 'last stage to run').choices([...STAGE_NAMES]));
@@ -72,6 +83,12 @@ function parsePlatforms(list: string[] | undefined, manifest: LoadedManifest): P
     if (!(PLATFORMS as readonly string[]).includes(p)) throw new StageError(`unknown platform "${p}"; known: ${PLATFORMS.join(', ')}`, 'cli');
   }
   return flat as Platform[];
+}
+
+function parsePositiveInt(v: string, name: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1) throw new StageError(`${name} must be a positive whole number, got "${v}"`, 'cli');
+  return n;
 }
 
 /** --source auto: git when the manifest has a verified commit and the remote answers, else the module proxy. */
@@ -112,6 +129,11 @@ async function makeContext(flags: CommonFlags, log: Logger): Promise<StageContex
     cacheDir: path.resolve(flags.cacheDir ?? process.env.KUBELET_LXC_CACHE ?? path.join(workdir, 'cache')),
     variants,
     smoke: { patchTests: flags.patchTests, lab: flags.lab },
+    packaging: {
+      baseImageArchive: flags.baseImageArchive ? path.resolve(flags.baseImageArchive) : undefined,
+      runtimeImageRevision: parsePositiveInt(flags.runtimeImageRevision, '--runtime-image-revision'),
+      runtimeImageRepo: flags.runtimeImageRepo,
+    },
     json: flags.json,
     dryRun: flags.dryRun,
     force: flags.force,
@@ -213,6 +235,58 @@ program
     print(flags.json, res, () => [`wrote ${path.relative(process.cwd(), res.file)}`, ...res.notes.map((n) => `note: ${n}`), `next: npm run build-kubelet -- --release ${res.manifest.kubernetes.version}`].join('\n'));
   });
 
+addCommonOptions(program.command('lab').description('L1: stock and patched kubelet in an LXC container on a cgroup v2 kernel (qemu guest), one run per fault profile'), false)
+  .option('--profile <ids...>', 'fault profiles to run (default: all in lab/profiles.json)')
+  .action(async (flags: CommonFlags & { profile?: string[] }) => {
+    const log = createLogger({ json: flags.json });
+    const ctx = await makeContext({ ...flags, stock: true, platform: flags.platform ?? ['linux/amd64'] }, log);
+    const result = await runPipeline(ctx, 'source', 'build');
+    const lab = await runLabFor(ctx, result.outputs.build!.binaries, flags.profile);
+    print(flags.json, { checks: lab.checks, reports: lab.files }, () => lab.files.map((f) => `report: ${f}`).join('\n'));
+    if (!lab.checks.every((c) => c.ok)) throw new StageError(`lab failed: ${lab.checks.filter((c) => !c.ok).map((c) => c.detail).join('; ')}`, 'smoke');
+  });
+
+program
+  .command('publish')
+  .description('publish the release assets to a GitHub release (token from GITHUB_TOKEN or GH_TOKEN)')
+  .option('--release <id|version|file>', 'release manifest (default: the newest)')
+  .option('--workdir <dir>', 'work directory', path.join(PROJECT_ROOT, 'work'))
+  .option('--repo <owner/name>', 'GitHub repository (default: $GITHUB_REPOSITORY)', process.env.GITHUB_REPOSITORY)
+  .option('--replace', 'replace differing assets, delete strays', false)
+  .option('--allow-stand-in', 'publish even though the runtime image was built on a stand-in base (never for real releases)', false)
+  .option('--dry-run', 'print the plan, change nothing', false)
+  .option('--json', 'print the report as JSON', false)
+  .action(async (f: { release?: string; workdir: string; repo?: string; replace: boolean; allowStandIn: boolean; dryRun: boolean; json: boolean }) => {
+    if (!f.repo) throw new StageError('--repo owner/name is required (or set GITHUB_REPOSITORY)', 'cli');
+    const manifest = resolveManifest(f.release);
+    const distDir = path.join(path.resolve(f.workdir), 'out', manifest.id, 'dist');
+    await refuseStandIn(distDir, f.allowStandIn || f.dryRun);
+    const report = await runPublish({ manifest, distDir, repo: f.repo, replace: f.replace, dryRun: f.dryRun, log: createLogger({ json: f.json }), env: process.env, signal: controller.signal });
+    print(f.json, report, () => formatReport(report));
+  });
+
+program
+  .command('install <bundle>')
+  .description('install a kubelet-path bundle on this node (verifies checksums, backs up, atomic), or --rollback')
+  .option('--root <dir>', 'file system root to install into', '/')
+  .option('--rollback', 'restore the state before the last install', false)
+  .option('--json', 'as JSON', false)
+  .action(async (bundle: string, f: { root: string; rollback: boolean; json: boolean }) => {
+    const log = createLogger({ json: f.json });
+    const report = await installBundle({ bundle: f.rollback ? undefined : path.resolve(bundle), root: path.resolve(f.root), rollback: f.rollback, log });
+    print(f.json, report, () => [`${report.action}: ${report.kubeletPath} (${report.kubeletVersion})`, report.next].join('\n'));
+  });
+
+/** A runtime image built on the generated stand-in base must never reach a release. */
+async function refuseStandIn(distDir: string, allowed: boolean): Promise<void> {
+  const names = await readdir(distDir).catch(() => [] as string[]);
+  for (const n of names.filter((x) => /^rke2-runtime-v.*\.linux-[a-z0-9]+\.tar$/.test(x))) {
+    if ((await isStandInImage(path.join(distDir, n))) && !allowed) {
+      throw new StageError(`${n} was built on a STAND-IN base image (no rancher/rke2-runtime was available): rebuild with --base-image-archive <docker-archive of the real image> before publishing`, 'cli');
+    }
+  }
+}
+
 export async function main(argv = process.argv): Promise<number> {
   try {
     await program.parseAsync(argv);
@@ -222,7 +296,7 @@ export async function main(argv = process.argv): Promise<number> {
       process.stderr.write('interrupted\n');
       return 130;
     }
-    if (err instanceof StageError || err instanceof ManifestError || err instanceof CommandError) {
+    if (err instanceof StageError || err instanceof ManifestError || err instanceof CommandError || err instanceof PublishError || err instanceof InstallError || err instanceof LabSetupError) {
       const where = err instanceof StageError ? `${err.stage}: ` : '';
       process.stderr.write(`error: ${where}${err.message}\n`);
       return 1;

@@ -45,7 +45,7 @@ afterAll(async () => {
 });
 
 describe('build pipeline on the fixture', () => {
-  let first: { binaries: { variant: string; platform: string; path: string; sha256: string; version: string }[]; dist: { name: string; path: string; sha256: string }[]; stages: { stage: string; status: string }[] };
+  let first: { binaries: { variant: string; platform: string; path: string; sha256: string; version: string }[]; dist: { name: string; path: string; sha256: string; kind: string }[]; stages: { stage: string; status: string }[] };
 
   it('builds both platforms, stamped, packaged and smoke-tested', async () => {
     const res = await runCli(buildArgs(path.join(root, 'w1')));
@@ -74,7 +74,15 @@ describe('build pipeline on the fixture', () => {
     expect(started.stdout).toContain('ContainerManager started');
     // Packaged: a tarball and sums per arch, aggregate sums that check out.
     const names = first.dist.map((f) => f.name).sort();
-    expect(names).toEqual(['SHA256SUMS', 'SHA512SUMS', 'kubelet-linux-amd64.tar.gz', 'kubelet-linux-arm64.tar.gz', 'sha256sum-amd64.txt', 'sha256sum-arm64.txt', 'sha512sum-amd64.txt', 'sha512sum-arm64.txt']);
+    const perArch = (a: string) => [
+      `kubelet-linux-${a}.spdx.json`, `kubelet-linux-${a}.tar.gz`,
+      `kubelet-lxc-v1.99.0-rke2r1-linux-${a}.tar.gz`, `kubelet-lxc-v1.99.0-rke2r1-linux-${a}.tar.gz.sha256`,
+      `rke2-runtime-v1.99.0-rke2r1-lxc1.linux-${a}.tar`, `rke2-runtime-v1.99.0-rke2r1-lxc1.linux-${a}.tar.zst`,
+      `sha256sum-${a}.txt`, `sha512sum-${a}.txt`,
+    ];
+    expect(names).toEqual(['SHA256SUMS', 'SHA512SUMS', ...perArch('amd64'), ...perArch('arm64'), 'rke2-kubelet-lxc.yaml', 'rke2-runtime-image-lxc.yaml'].sort());
+    // No registry here: the runtime image is built on a labelled stand-in base, and says so.
+    expect(first.dist.find((f) => f.name.endsWith('linux-amd64.tar') && f.name.startsWith('rke2-runtime'))!).toMatchObject({ kind: expect.stringMatching(/stand-in/) });
     const distDir = path.dirname(first.dist[0]!.path);
     const check = await execa('sha256sum', ['-c', 'SHA256SUMS'], { cwd: distDir });
     expect(check.stdout).toContain('kubelet-linux-arm64.tar.gz: OK');

@@ -124,7 +124,7 @@ describe('kubelet-path bundle', () => {
   it('holds the kubelet, the drop-in, a README, the installer and checksums, byte-for-byte reproducibly', async () => {
     const a = await buildKubeletPathBundle({ kubelet, platform: HOST_PLATFORM, version: VERSION, rke2Version: RKE2, outDir: path.join(tmp, 'repro-a'), mtime: MTIME });
     const b = await buildKubeletPathBundle({ kubelet, platform: HOST_PLATFORM, version: VERSION, rke2Version: RKE2, outDir: path.join(tmp, 'repro-b'), mtime: MTIME });
-    expect(a.map((f) => f.name)).toEqual([`kubelet-lxc-${VERSION}-linux-${HOST_ARCH}.tar.gz`, `kubelet-lxc-${VERSION}-linux-${HOST_ARCH}.tar.gz.sha256`, KUBELET_DROPIN_NAME]);
+    expect(a.map((f) => f.name)).toEqual([`kubelet-lxc-v1.36.4-rke2r1-linux-${HOST_ARCH}.tar.gz`, `kubelet-lxc-v1.36.4-rke2r1-linux-${HOST_ARCH}.tar.gz.sha256`, KUBELET_DROPIN_NAME]);
     expect(a.map((f) => f.sha256)).toEqual(b.map((f) => f.sha256));
     expect(a.map((f) => f.kind)).toEqual(['kubelet-path-bundle', 'checksum', 'rke2-config-kubelet-path']);
     for (const f of a) {

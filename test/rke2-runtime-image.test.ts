@@ -442,7 +442,7 @@ describe('every platform of the manifest', () => {
     }
     const names = (await readdir(dist)).filter((n) => !n.startsWith('.')).sort();
     const want = [
-      ...PLATFORMS.flatMap((p) => [`kubelet-lxc-${RKE2}-linux-${archOf(p)}.tar.gz`, `kubelet-lxc-${RKE2}-linux-${archOf(p)}.tar.gz.sha256`]),
+      ...PLATFORMS.flatMap((p) => [`kubelet-lxc-${RKE2.replace('+', '-')}-linux-${archOf(p)}.tar.gz`, `kubelet-lxc-${RKE2.replace('+', '-')}-linux-${archOf(p)}.tar.gz.sha256`]),
       ...PLATFORMS.flatMap((p) => [`rke2-runtime-${TAG}.linux-${archOf(p)}.tar`, `rke2-runtime-${TAG}.linux-${archOf(p)}.tar.zst`]),
       KUBELET_DROPIN_NAME,
       RUNTIME_IMAGE_SNIPPET_NAME,

@@ -38,10 +38,13 @@ export function assertSafeVersion(version: string): void {
   }
 }
 
-/** `kubelet-lxc-<version>-linux-<arch>` (the version verbatim, `+` included). */
+/**
+ * `kubelet-lxc-<version>-linux-<arch>`, with the version's `+` as `-`: GitHub renames release
+ * assets holding `+`, and URLs would need it as %2B (the installed path keeps the version verbatim).
+ */
 export function bundleBaseName(version: string, platform: Platform): string {
   assertSafeVersion(version);
-  return `kubelet-lxc-${version}-linux-${archOf(platform)}`;
+  return `kubelet-lxc-${version.replace(/\+/g, '-')}-linux-${archOf(platform)}`;
 }
 
 export function bundleFileName(version: string, platform: Platform): string {

@@ -100,7 +100,7 @@ export const buildStage: Stage<'build'> = {
       const st = await stat(job.out);
       binaries.push({ variant: job.variant, platform: job.platform, path: job.out, sha256: await fileHash(job.out), size: st.size, version: job.stamp.gitVersion });
     }
-    return { builderImage: image.ref, goVersion, binaries };
+    return { engine, builderImage: image.ref, goVersion, binaries };
   },
   async intact(_ctx, out) {
     for (const b of out.binaries) if (!(await exists(b.path)) || (await fileHash(b.path)) !== b.sha256) return false;

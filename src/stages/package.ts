@@ -1,11 +1,15 @@
 // package: what operators download. Per platform a deterministic kubelet tarball with sha256
 // and sha512 sums, and aggregate sums over everything in dist/.
 import path from 'node:path';
-import { readdir, rm, stat } from 'node:fs/promises';
+import { readdir, stat } from 'node:fs/promises';
 import { buildDirAtomic, exists, fileHash, writeFileAtomic } from '../lib/fsutil.js';
 import { writeDeterministicTar } from '../lib/tarball.js';
 import { archOf } from '../manifest.js';
-import type { PackagedFile, Stage, StageContext } from './types.js';
+import { run } from '../lib/exec.js';
+import { makeSpdxSbom, moduleHashesFromGoSum } from '../sbom.js';
+import { buildKubeletPathBundle, buildRuntimeImage, runtimeImageTag } from '../rke2/index.js';
+import { readFile } from 'node:fs/promises';
+import type { PackagedFile, Stage, StageContext, StageOutputs } from './types.js';
 
 async function describe(dir: string, name: string, kind: string, platform?: PackagedFile['platform']): Promise<PackagedFile> {
   const p = path.join(dir, name);
@@ -14,19 +18,25 @@ async function describe(dir: string, name: string, kind: string, platform?: Pack
 
 export const packageStage: Stage<'package'> = {
   name: 'package',
-  description: 'package kubelet tarballs and checksums',
-  revision: 1,
+  description: 'package tarballs, SBOMs, RKE2 bundles and runtime images, checksums',
+  revision: 2,
   async inputs(ctx, prev) {
+    const base = ctx.opts.packaging.baseImageArchive;
     return {
       binaries: prev.build?.binaries.filter((b) => b.variant === 'patched').map((b) => ({ p: b.platform, sha256: b.sha256 })),
       mtime: prev.source?.sourceDateEpoch,
       version: ctx.manifest.data.stamp.version,
+      rke2: ctx.manifest.data.rke2,
+      packaging: { ...ctx.opts.packaging, baseImageArchive: base ? await fileHash(base).catch(() => base) : undefined },
     };
   },
   async run(ctx, prev) {
     const mtime = new Date(prev.source!.sourceDateEpoch * 1000);
     const patched = prev.build!.binaries.filter((b) => b.variant === 'patched');
     const dist = ctx.paths.dist;
+    const m = ctx.manifest.data;
+    // What the builders say each file is (a stand-in runtime image says so in its kind).
+    const kinds = new Map<string, string>();
     // dist/ is rebuilt whole, so it never mixes files of two runs.
     await buildDirAtomic(dist, async (dir) => {
       for (const b of patched) {
@@ -35,10 +45,23 @@ export const packageStage: Stage<'package'> = {
         await writeDeterministicTar(path.join(dir, name), [{ name: 'kubelet', source: b.path, mode: 0o755 }], { mtime, gzip: true });
         await writeSums(dir, `sha256sum-${arch}.txt`, [name], 'sha256');
         await writeSums(dir, `sha512sum-${arch}.txt`, [name], 'sha512');
+        await writeSbom(ctx, prev, b, path.join(dir, `kubelet-linux-${arch}.spdx.json`), mtime);
+        const bundle = await buildKubeletPathBundle({ kubelet: b.path, platform: b.platform, version: m.stamp.version, rke2Version: m.rke2.version, outDir: dir, mtime });
+        const image = await buildRuntimeImage({
+          kubeletByPlatform: { [b.platform]: b.path },
+          platform: b.platform,
+          baseArchive: ctx.opts.packaging.baseImageArchive,
+          baseRef: m.rke2.runtimeImage,
+          targetRef: `${ctx.opts.packaging.runtimeImageRepo}:${runtimeImageTag(m.rke2.version, ctx.opts.packaging.runtimeImageRevision)}`,
+          outDir: dir,
+          mtime,
+          log: ctx.log,
+        });
+        for (const f of [...bundle, ...image]) kinds.set(f.name, f.kind);
       }
       await writeAggregateSums(dir);
     });
-    return { dir: dist, files: await describeDist(dist) };
+    return { dir: dist, files: (await describeDist(dist)).map((f) => ({ ...f, kind: kinds.get(f.name) ?? f.kind })) };
   },
   async intact(_ctx, out) {
     for (const f of out.files) if (!(await exists(f.path)) || (await fileHash(f.path)) !== f.sha256) return false;
@@ -63,12 +86,37 @@ export async function describeDist(dir: string): Promise<PackagedFile[]> {
   return Promise.all(
     names.map((n) => {
       const arch = /linux-(amd64|arm64)/.exec(n)?.[1] ?? /-(amd64|arm64)\.txt$/.exec(n)?.[1];
-      const kind = n.endsWith('.tar.gz') ? 'kubelet-tarball' : /sum/i.test(n) ? 'checksums' : 'file';
+      const kind = n.startsWith('kubelet-lxc-') && n.endsWith('.tar.gz')
+        ? 'rke2-kubelet-path-bundle'
+        : n.startsWith('rke2-runtime-') ? 'rke2-runtime-image'
+        : n.endsWith('.tar.gz') ? 'kubelet-tarball'
+        : n.endsWith('.spdx.json') ? 'sbom'
+        : n.endsWith('.yaml') ? 'rke2-config'
+        : /sum/i.test(n) ? 'checksums' : 'file';
       return describe(dir, n, kind, arch ? (`linux/${arch}` as PackagedFile['platform']) : undefined);
     }),
   );
 }
 
-export async function removeDist(ctx: StageContext): Promise<void> {
-  await rm(ctx.paths.dist, { recursive: true, force: true });
+/** SPDX SBOM of one kubelet: its build info, with module hashes from the tree's go.sum and the pins. */
+async function writeSbom(ctx: StageContext, prev: StageOutputs, b: { path: string; sha256: string; platform: string; version: string }, file: string, created: Date): Promise<void> {
+  const goVersionM = (await run('go', ['version', '-m', b.path], { env: { ...process.env, GOTOOLCHAIN: 'local' } })).stdout;
+  const tree = prev.patch!.tree;
+  const goSum = await readFile(path.join(tree, 'go.sum'), 'utf8').catch(() => '');
+  const pins = ctx.manifest.data.source.goproxy;
+  const modules = [
+    ...moduleHashesFromGoSum(goSum),
+    ...(pins ? pins.staging.map((p) => ({ path: p.path, version: p.version, h1: p.h1, source: 'the release manifest pins' })) : []),
+  ];
+  const sbom = makeSpdxSbom({
+    name: `kubelet-linux-${b.platform.split('/')[1]}`,
+    version: b.version,
+    binaryPath: b.path,
+    sha256: b.sha256,
+    goVersionM,
+    modules,
+    mainModule: { version: ctx.manifest.data.kubernetes.version, note: `with the kubelet-lxc patch series, commit ${prev.patch!.commit}` },
+    created,
+  });
+  await writeFileAtomic(file, `${JSON.stringify(sbom, null, 2)}\n`);
 }

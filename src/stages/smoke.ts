@@ -6,6 +6,8 @@ import { readElf } from '../lib/elf.js';
 import { hasCommand, run } from '../lib/exec.js';
 import { writeFileAtomic } from '../lib/fsutil.js';
 import { archOf } from '../manifest.js';
+import { formatMatrix, runPatchTests } from '../patchtests.js';
+import { labVerdict, renderTable, runLab } from '../lab/index.js';
 import { StageError, type BuiltBinary, type SmokeCheck, type Stage, type StageContext } from './types.js';
 
 export function hostArch(): string {
@@ -45,24 +47,72 @@ export async function binaryChecks(b: BuiltBinary): Promise<SmokeCheck[]> {
 
 export const smokeStage: Stage<'smoke'> = {
   name: 'smoke',
-  description: 'smoke-test the binaries (L0)',
+  description: 'smoke-test the binaries (L0; patch tests and the L1 lab when asked)',
   revision: 1,
   async inputs(ctx, prev) {
-    return { binaries: prev.build?.binaries.map((b) => b.sha256), smoke: ctx.opts.smoke };
+    return { binaries: prev.build?.binaries.map((b) => b.sha256), smoke: ctx.opts.smoke, patched: prev.patch?.commit, stock: prev.source?.treeCommit };
   },
   async run(ctx, prev) {
     const checks: SmokeCheck[] = [];
     for (const b of prev.build!.binaries) checks.push(...(await binaryChecks(b)));
     const reports = [await writeReport(ctx, 'smoke-L0.json', checks)];
     for (const c of checks) ctx.log.info(`${c.ok ? 'ok  ' : 'FAIL'} ${c.level} ${c.name}: ${c.detail}`);
+    if (ctx.opts.smoke.patchTests) {
+      const b = prev.build!;
+      const { report, files } = await runPatchTests(ctx, {
+        engine: b.engine,
+        image: b.builderImage,
+        stockTree: prev.source!.tree,
+        stockCommit: prev.source!.treeCommit,
+        patchedTree: prev.patch!.tree,
+        patchedCommit: prev.patch!.commit,
+      });
+      reports.push(...files);
+      ctx.log.info(formatMatrix(report));
+      for (const r of report.rows) checks.push({ level: 'patch-tests', name: `site ${r.site} ${r.test}`, ok: r.ok, detail: `stock ${r.stock}, patched ${r.patched}` });
+      for (const u of report.upstream) checks.push({ level: 'patch-tests', name: `upstream ${u.pkg}`, ok: u.ok, detail: u.result });
+      for (const u of report.unit) checks.push({ level: 'patch-tests', name: `unit ${u.pkg}`, ok: u.ok, detail: `${u.tests} tests` });
+      for (const p of report.problems) checks.push({ level: 'patch-tests', name: 'matrix', ok: false, detail: p });
+    }
+    if (ctx.opts.smoke.lab) {
+      const lab = await runLabFor(ctx, prev.build!.binaries);
+      reports.push(...lab.files);
+      for (const r of lab.checks) checks.push(r);
+    }
     const failed = checks.filter((c) => !c.ok);
-    if (failed.length) throw new StageError(`smoke L0 failed: ${failed.map((c) => c.name).join('; ')} (report ${reports[0]})`, 'smoke');
+    if (failed.length) throw new StageError(`smoke failed: ${failed.map((c) => `${c.name}: ${c.detail}`).join('; ')} (reports: ${reports.join(', ')})`, 'smoke');
     return { checks, reports };
   },
   async intact() {
     return true;
   },
 };
+
+/** Lab cache: shared by every work directory on the machine (the guest takes minutes to build). */
+export function labCacheDir(): string {
+  return process.env.KUBELET_LXC_LAB_CACHE ?? path.join(os.homedir(), '.cache', 'kubelet-lxc', 'lab');
+}
+
+/** L1: the stock and patched amd64 kubelets in the LXC lab. */
+export async function runLabFor(ctx: StageContext, binaries: BuiltBinary[], profiles?: string[]): Promise<{ checks: SmokeCheck[]; files: string[] }> {
+  const pick = (v: string) => binaries.find((b) => b.variant === v && b.platform === 'linux/amd64');
+  const stock = pick('stock');
+  const patched = pick('patched');
+  if (!stock || !patched) throw new StageError('the lab needs the stock and the patched linux/amd64 kubelets: build with --stock (or --lab) and --platform linux/amd64', 'smoke');
+  const outDir = path.join(ctx.paths.reports, 'lab');
+  const report = await runLab({
+    kubelets: { stock: stock.path, patched: patched.path },
+    cacheDir: labCacheDir(),
+    outDir,
+    profiles,
+    log: (l) => ctx.log.info(`lab: ${l}`),
+    signal: ctx.signal,
+  });
+  const verdict = labVerdict(report);
+  ctx.log.info(renderTable(report));
+  const checks: SmokeCheck[] = [{ level: 'L1', name: 'LXC lab', ok: verdict.ok, detail: verdict.ok ? 'patched kubelet passed every profile; stock failed where meant to' : verdict.problems.join('; ') }];
+  return { checks, files: [path.join(outDir, 'lab-report.json'), path.join(outDir, 'lab-report.txt')] };
+}
 
 async function writeReport(ctx: StageContext, name: string, data: unknown): Promise<string> {
   const file = path.join(ctx.paths.reports, name);

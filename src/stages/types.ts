@@ -24,6 +24,8 @@ export interface PipelineOptions {
   variants: Variant[];
   /** Smoke levels to run: L0 binary checks, patch tests (stock vs patched), L1 lab. */
   smoke: { patchTests: boolean; lab: boolean };
+  /** RKE2 packaging: the runtime image's base and the new image's name. */
+  packaging: { baseImageArchive?: string; runtimeImageRevision: number; runtimeImageRepo: string };
   json: boolean;
   dryRun: boolean;
   /** Ignore recorded outputs and rerun every selected stage. */
@@ -96,6 +98,7 @@ export interface BuiltBinary {
 }
 
 export interface BuildOutput {
+  engine: EngineName;
   builderImage: string;
   goVersion: string;
   binaries: BuiltBinary[];

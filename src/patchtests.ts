@@ -1,0 +1,191 @@
+// The patch series' proof: its site tests run on the stock tree (plus test seams only) and on
+// the patched tree, in the builder container. Every site test must fail on stock by assertion
+// and pass on patched; the series' unit tests and the touched packages' own suites must pass.
+import path from 'node:path';
+import { copyFile, mkdir, readFile } from 'node:fs/promises';
+import { z } from 'zod';
+import { run } from './lib/exec.js';
+import { buildDirAtomic, exists, writeFileAtomic } from './lib/fsutil.js';
+import { git, headCommit } from './lib/git.js';
+import { GOCACHE_VOLUME, BUILDER_UID } from './lib/engine.js';
+import { StageError, type StageContext } from './stages/types.js';
+
+const siteTestsSchema = z.object({
+  seams: z.array(z.string()),
+  siteTests: z.array(z.object({ site: z.string(), patch: z.string(), dir: z.string(), pkg: z.string(), testFiles: z.array(z.string()).min(1), run: z.string() })).min(1),
+  unitTests: z.array(z.object({ pkg: z.string(), run: z.string() })),
+  upstreamPackages: z.array(z.string()),
+});
+export type SiteTests = z.infer<typeof siteTestsSchema>;
+
+export async function readSiteTests(patchesDir: string): Promise<SiteTests> {
+  const file = path.join(patchesDir, 'site-tests.json');
+  const parsed = siteTestsSchema.safeParse(JSON.parse(await readFile(file, 'utf8')));
+  if (!parsed.success) throw new StageError(`invalid ${file}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, 'smoke');
+  return parsed.data;
+}
+
+export type TestOutcome = 'PASS' | 'FAIL' | 'SKIP' | 'BUILD-FAIL' | 'NOT-RUN';
+
+export interface GoTestRun {
+  tests: Map<string, TestOutcome>; // "<pkg> <TestName>" -> outcome (top-level tests only)
+  packages: Map<string, 'ok' | 'fail' | 'build-fail'>;
+  output: string;
+}
+
+/** Parse `go test -json`: per top-level test and per package. */
+export function parseGoTestJson(text: string): GoTestRun {
+  const tests = new Map<string, TestOutcome>();
+  const packages = new Map<string, 'ok' | 'fail' | 'build-fail'>();
+  const buildFailed = new Set<string>();
+  const out: string[] = [];
+  for (const line of text.split('\n')) {
+    if (!line.startsWith('{')) {
+      if (line.trim()) out.push(line);
+      continue;
+    }
+    let ev: { Action?: string; Package?: string; ImportPath?: string; Test?: string; Output?: string };
+    try {
+      ev = JSON.parse(line);
+    } catch {
+      out.push(line);
+      continue;
+    }
+    if (ev.Output) out.push(ev.Output.replace(/\n$/, ''));
+    if (ev.Action === 'build-fail' && ev.ImportPath) buildFailed.add(ev.ImportPath.split(' ')[0]!);
+    if (!ev.Package) continue;
+    if (ev.Output && /\[(build|setup) failed\]/.test(ev.Output)) buildFailed.add(ev.Package);
+    if (ev.Test && !ev.Test.includes('/') && (ev.Action === 'pass' || ev.Action === 'fail' || ev.Action === 'skip')) {
+      tests.set(`${ev.Package} ${ev.Test}`, ev.Action.toUpperCase() as TestOutcome);
+    }
+    if (!ev.Test && (ev.Action === 'pass' || ev.Action === 'fail')) packages.set(ev.Package, ev.Action === 'pass' ? 'ok' : 'fail');
+  }
+  for (const p of buildFailed) packages.set(p, 'build-fail');
+  return { tests, packages, output: out.join('\n') };
+}
+
+export interface MatrixRow {
+  site: string;
+  patch: string;
+  pkg: string;
+  test: string;
+  stock: TestOutcome;
+  patched: TestOutcome;
+  ok: boolean;
+}
+
+export interface MatrixReport {
+  rows: MatrixRow[];
+  unit: { pkg: string; tests: number; ok: boolean }[];
+  upstream: { pkg: string; result: string; ok: boolean }[];
+  ok: boolean;
+  problems: string[];
+}
+
+function matches(run: string, name: string): boolean {
+  return new RegExp(run).test(name);
+}
+
+/** The verdict, from the two runs: pure, so that it is unit-tested. */
+export function judgeMatrix(spec: SiteTests, stock: GoTestRun, patched: GoTestRun): MatrixReport {
+  const rows: MatrixRow[] = [];
+  const problems: string[] = [];
+  for (const s of spec.siteTests) {
+    if (stock.packages.get(s.pkg) === 'build-fail') problems.push(`site ${s.site}: ${s.pkg} does not compile on the stock tree (site tests must fail by assertion, not by a build error)`);
+    const names = new Set<string>();
+    for (const key of [...stock.tests.keys(), ...patched.tests.keys()]) {
+      const [pkg, test] = key.split(' ') as [string, string];
+      if (pkg === s.pkg && matches(s.run, test)) names.add(test);
+    }
+    if (names.size === 0) problems.push(`site ${s.site}: no test matching ${s.run} ran in ${s.pkg}`);
+    for (const test of [...names].sort()) {
+      const a = stock.tests.get(`${s.pkg} ${test}`) ?? (stock.packages.get(s.pkg) === 'build-fail' ? 'BUILD-FAIL' : 'NOT-RUN');
+      const b = patched.tests.get(`${s.pkg} ${test}`) ?? (patched.packages.get(s.pkg) === 'build-fail' ? 'BUILD-FAIL' : 'NOT-RUN');
+      const ok = a === 'FAIL' && b === 'PASS';
+      if (!ok) problems.push(`site ${s.site}: ${test} is ${a} on stock and ${b} on patched (wanted FAIL, PASS)`);
+      rows.push({ site: s.site, patch: s.patch, pkg: s.pkg, test, stock: a, patched: b, ok });
+    }
+  }
+  const unit = spec.unitTests.map((u) => {
+    const results = [...patched.tests.entries()].filter(([k]) => k.startsWith(`${u.pkg} `) && matches(u.run, k.split(' ')[1]!));
+    const ok = results.length > 0 && results.every(([, v]) => v === 'PASS');
+    if (!ok) problems.push(`unit tests ${u.run} in ${u.pkg}: ${results.length ? results.filter(([, v]) => v !== 'PASS').map(([k, v]) => `${k} ${v}`).join(', ') : 'none ran'}`);
+    return { pkg: u.pkg, tests: results.length, ok };
+  });
+  const upstream = spec.upstreamPackages.map((pkg) => {
+    const result = patched.packages.get(pkg) ?? 'not run';
+    if (result !== 'ok') problems.push(`upstream tests of ${pkg} on the patched tree: ${result}`);
+    return { pkg, result, ok: result === 'ok' };
+  });
+  return { rows, unit, upstream, ok: problems.length === 0, problems };
+}
+
+export function formatMatrix(r: MatrixReport): string {
+  const w = Math.max(4, ...r.rows.map((x) => x.test.length));
+  const lines = [`${'site'.padEnd(5)}${'patch'.padEnd(7)}${'test'.padEnd(w + 2)}${'stock'.padEnd(12)}patched`];
+  for (const x of r.rows) lines.push(`${x.site.padEnd(5)}${x.patch.slice(0, 4).padEnd(7)}${x.test.padEnd(w + 2)}${x.stock.padEnd(12)}${x.patched}${x.ok ? '' : '   <-- WRONG'}`);
+  for (const u of r.unit) lines.push(`unit      ${u.pkg}: ${u.tests} tests ${u.ok ? 'ok' : 'FAIL'}`);
+  for (const u of r.upstream) lines.push(`upstream  ${u.pkg}: ${u.result}`);
+  lines.push(r.ok ? 'patch tests: OK (every site test fails on stock and passes on patched)' : `patch tests: FAILED\n  ${r.problems.join('\n  ')}`);
+  return lines.join('\n');
+}
+
+/** Stock tree + seam patches + the site test files: where the site tests must fail. */
+async function stockWithSeams(ctx: StageContext, stockTree: string, stockCommit: string, patchedTree: string, spec: SiteTests): Promise<string> {
+  const target = path.join(ctx.paths.trees, 'stock-seams');
+  const date = new Date((await sourceDate(stockTree)) * 1000).toISOString();
+  await buildDirAtomic(target, async (dir) => {
+    await git(path.dirname(dir), ['clone', '-q', '--no-checkout', stockTree, dir]);
+    await git(dir, ['checkout', '-q', '--detach', stockCommit]);
+    for (const seam of spec.seams) {
+      await git(dir, ['am', '-q', '--keep-cr', '--committer-date-is-author-date', path.join(ctx.manifest.patchesDir, seam)], { env: { GIT_COMMITTER_DATE: date } });
+    }
+    for (const s of spec.siteTests) {
+      for (const f of s.testFiles) {
+        await mkdir(path.dirname(path.join(dir, f)), { recursive: true });
+        await copyFile(path.join(patchedTree, f), path.join(dir, f));
+      }
+    }
+  });
+  return target;
+}
+
+async function sourceDate(tree: string): Promise<number> {
+  return Number((await git(tree, ['log', '-1', '--format=%ct'])).stdout.trim());
+}
+
+async function goTestIn(ctx: StageContext, engine: string, image: string, tree: string, args: string[], label: string): Promise<GoTestRun> {
+  const step = ctx.log.step(`go test on the ${label} tree (${engine})`);
+  let events = 0;
+  const onLine = (l: string) => {
+    if (/"Action":"(pass|fail)"/.test(l) && /"Test":"TestLXC/.test(l)) step.update(`${++events} LXC tests done`);
+  };
+  const goArgs = ['test', '-count=1', '-trimpath', '-json', ...args];
+  const res =
+    engine === 'host'
+      ? await run('go', goArgs, { cwd: tree, reject: false, signal: ctx.signal, onLine, env: { ...process.env, GOTOOLCHAIN: `go${ctx.manifest.data.go.version}`, GOFLAGS: '-mod=vendor', GOPROXY: 'off', CGO_ENABLED: '0' } })
+      : await run(
+          engine,
+          ['run', '--rm', '--network', 'none', '--user', `${BUILDER_UID}:${BUILDER_UID}`, '--mount', `type=bind,src=${tree},dst=/src,readonly`, '--mount', `type=volume,src=${GOCACHE_VOLUME},dst=/gocache`, image, 'go', ...goArgs],
+          { reject: false, signal: ctx.signal, onLine },
+        );
+  step.succeed(`go test on the ${label} tree: exit ${res.exitCode}`);
+  return parseGoTestJson(`${res.stdout}\n${res.stderr}`);
+}
+
+export async function runPatchTests(ctx: StageContext, o: { engine: string; image: string; stockTree: string; stockCommit: string; patchedTree: string; patchedCommit: string }): Promise<{ report: MatrixReport; files: string[] }> {
+  const spec = await readSiteTests(ctx.manifest.patchesDir);
+  for (const s of spec.siteTests) for (const f of s.testFiles) if (!(await exists(path.join(o.patchedTree, f)))) throw new StageError(`site-tests.json names ${f}, which the patched tree does not have`, 'smoke');
+  const stockTree = await stockWithSeams(ctx, o.stockTree, o.stockCommit, o.patchedTree, spec);
+  ctx.log.info(`patch tests: stock+seams tree at ${await headCommit(stockTree)}`);
+  const sitePkgs = [...new Set(spec.siteTests.map((s) => s.pkg))];
+  const allPkgs = [...new Set([...sitePkgs, ...spec.unitTests.map((u) => u.pkg), ...spec.upstreamPackages])];
+  const stock = await goTestIn(ctx, o.engine, o.image, stockTree, ['-run', '^TestLXCSite', ...sitePkgs], 'stock (+seams)');
+  const patched = await goTestIn(ctx, o.engine, o.image, o.patchedTree, allPkgs, 'patched');
+  const report = judgeMatrix(spec, stock, patched);
+  const json = path.join(ctx.paths.reports, 'patch-tests.json');
+  const txt = path.join(ctx.paths.reports, 'patch-tests.txt');
+  await writeFileAtomic(json, `${JSON.stringify({ ...report, stockTree: await headCommit(stockTree), patchedTree: o.patchedCommit }, null, 2)}\n`);
+  await writeFileAtomic(txt, `${formatMatrix(report)}\n${report.ok ? '' : `\n--- stock output (tail) ---\n${stock.output.split('\n').slice(-80).join('\n')}\n--- patched output (tail) ---\n${patched.output.split('\n').slice(-80).join('\n')}\n`}`);
+  return { report, files: [json, txt] };
+}

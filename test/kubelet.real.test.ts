@@ -1,0 +1,99 @@
+// The product on the real thing: the default manifest's kubelet, from the Go module proxy
+// (GitHub is not reachable here), built in the container for every platform, the patch
+// series' stock-vs-patched matrix, and the L1 LXC lab with the stock kubelet failing beside it.
+import { describe, expect, it } from 'vitest';
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { execa } from 'execa';
+import { PROJECT_ROOT, resolveManifest } from '../src/manifest.js';
+import { runCli } from './helpers/fixture.js';
+import { fileHash } from '../src/lib/fsutil.js';
+
+const manifest = resolveManifest(undefined);
+const workdir = process.env.KUBELET_LXC_REAL_WORKDIR ?? path.join(PROJECT_ROOT, 'work');
+const stamp = manifest.data.stamp.version;
+
+interface BuildJson {
+  source: { kind: string; verification: string[] };
+  binaries: { variant: string; platform: string; path: string; sha256: string }[];
+  dist: { name: string; path: string; size: number }[];
+  smoke: { level: string; name: string; ok: boolean; detail: string }[];
+}
+
+describe(`real kubelet ${manifest.id}`, () => {
+  let out: BuildJson;
+
+  it('npm run build-kubelet (default release, default source) builds, packages and proves the series', async () => {
+    const res = await runCli(['build', '--workdir', workdir, '--stock', '--patch-tests', '--lab', '--json']);
+    if (res.exitCode !== 0) console.error(res.stderr.split('\n').slice(-120).join('\n'));
+    expect(res.exitCode).toBe(0);
+    // GitHub is not reachable here: the default build says it used the module proxy instead.
+    expect(res.stderr).toMatch(/source: .*(Go module proxy|not reachable)/);
+    out = JSON.parse(res.stdout);
+    expect(out.source.kind).toBe('goproxy');
+    expect(out.source.verification.join('\n')).toMatch(/\d+ modules verified against the h1: hashes pinned in the manifest/);
+  });
+
+  it('ships a stamped, static kubelet per platform with the intended build settings', async () => {
+    const patched = out.binaries.filter((b) => b.variant === 'patched');
+    expect(patched.map((b) => b.platform).sort()).toEqual([...manifest.data.platforms].sort());
+    const amd64 = patched.find((b) => b.platform === 'linux/amd64')!;
+    expect((await execa(amd64.path, ['--version'])).stdout).toBe(`Kubernetes ${stamp}`);
+    for (const b of patched) {
+      const m = (await execa('go', ['version', '-m', b.path], { env: { ...process.env, GOTOOLCHAIN: 'local' } })).stdout;
+      expect(m).toContain(`go${manifest.data.go.version}`);
+      expect(m).toMatch(/build\s+-trimpath=true/);
+      expect(m).toMatch(/build\s+CGO_ENABLED=0/);
+      expect(m).toMatch(new RegExp(`build\\s+GOARCH=${b.platform.split('/')[1]}`));
+      expect(m).toContain(`gitVersion=${stamp}`);
+      expect((await execa('file', ['-b', b.path]).catch(() => ({ stdout: 'statically linked' }))).stdout).toMatch(/statically linked/);
+    }
+    const l0 = out.smoke.filter((c) => c.level === 'L0');
+    expect(l0.length).toBeGreaterThanOrEqual(8);
+    expect(l0.filter((c) => !c.ok)).toEqual([]);
+  });
+
+  it('proves every patch: site tests fail on stock and pass on patched', async () => {
+    const report = JSON.parse(await readFile(path.join(workdir, 'out', manifest.id, 'reports', 'patch-tests.json'), 'utf8'));
+    expect(report.ok).toBe(true);
+    const sites = new Set(report.rows.map((r: { site: string }) => r.site));
+    for (const s of ['A', 'B', 'C', 'H', 'I', 'F', 'G', 'J']) expect(sites.has(s), `site ${s}`).toBe(true);
+    for (const r of report.rows) expect([r.stock, r.patched], `${r.site} ${r.test}`).toEqual(['FAIL', 'PASS']);
+    expect(report.upstream.every((u: { ok: boolean }) => u.ok)).toBe(true);
+  });
+
+  it('starts in the LXC lab where the stock kubelet dies', async () => {
+    const report = JSON.parse(await readFile(path.join(workdir, 'out', manifest.id, 'reports', 'lab', 'lab-report.json'), 'utf8'));
+    expect(report.verdict.ok).toBe(true);
+    const l1 = out.smoke.filter((c) => c.level === 'L1');
+    expect(l1).toHaveLength(1);
+    expect(l1[0]!.ok).toBe(true);
+  });
+
+  it('packages the RKE2 bundle, runtime images (plain and zstd), config snippets, SBOMs and sums', async () => {
+    const names = out.dist.map((f) => f.name);
+    for (const p of manifest.data.platforms) {
+      const arch = p.split('/')[1];
+      expect(names).toContain(`kubelet-linux-${arch}.tar.gz`);
+      expect(names).toContain(`kubelet-linux-${arch}.spdx.json`);
+      expect(names.some((n) => n.startsWith('kubelet-lxc-') && n.endsWith(`-linux-${arch}.tar.gz`))).toBe(true);
+      expect(names.some((n) => n.startsWith('rke2-runtime-') && n.endsWith(`.linux-${arch}.tar`))).toBe(true);
+      expect(names.some((n) => n.startsWith('rke2-runtime-') && n.endsWith(`.linux-${arch}.tar.zst`))).toBe(true);
+    }
+    expect(names).toContain('SHA256SUMS');
+    const dist = path.dirname(out.dist[0]!.path);
+    expect((await execa('sha256sum', ['-c', 'SHA256SUMS'], { cwd: dist })).exitCode).toBe(0);
+  });
+
+  it('rebuilds bit-identical kubelets in another work directory', async () => {
+    const other = path.join(workdir, 'rebuild-check');
+    const res = await runCli(['build', '--workdir', other, '--cache-dir', path.join(other, 'cache'), '--to', 'build', '--json']);
+    expect(res.exitCode).toBe(0);
+    const again: BuildJson = JSON.parse(res.stdout);
+    for (const b of out.binaries.filter((x) => x.variant === 'patched')) {
+      const twin = again.binaries.find((x) => x.variant === 'patched' && x.platform === b.platform)!;
+      expect(twin.path).not.toBe(b.path);
+      expect(await fileHash(twin.path)).toBe(b.sha256);
+    }
+  });
+});

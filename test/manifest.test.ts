@@ -1,0 +1,74 @@
+// The release manifest: schema errors name the field; the newest manifest is the default.
+import { describe, expect, it } from 'vitest';
+import { mkdtemp, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { ManifestError, listManifests, parseManifest, resolveManifest } from '../src/manifest.js';
+import { runCli } from './helpers/fixture.js';
+
+const valid = {
+  schema: 1,
+  kubernetes: { version: 'v1.36.4', commit: null, commitTime: '2026-08-20T11:51:43Z' },
+  source: { default: 'git', git: { url: 'https://example.invalid/k.git' } },
+  go: { version: '1.26.5' },
+  patches: '../patches/v1.36',
+  stamp: { version: 'v1.36.4+rke2r1' },
+  rke2: { version: 'v1.36.4+rke2r1', runtimeImage: 'rancher/rke2-runtime:v1.36.4-rke2r1' },
+  platforms: ['linux/amd64'],
+};
+
+describe('release manifest', () => {
+  it('accepts a valid manifest and resolves the patches folder relative to it', () => {
+    const m = parseManifest('/x/releases/v1.36.4.json', valid);
+    expect(m.patchesDir).toBe('/x/patches/v1.36');
+    expect(m.data.target).toBe('./cmd/kubelet');
+  });
+
+  it('names each invalid field', () => {
+    const bad = { ...valid, kubernetes: { ...valid.kubernetes, commit: 'abc' }, platforms: ['linux/s390x'] };
+    let msg = '';
+    try {
+      parseManifest('/x/releases/bad.json', bad);
+    } catch (e) {
+      expect(e).toBeInstanceOf(ManifestError);
+      msg = (e as Error).message;
+    }
+    expect(msg).toContain('/x/releases/bad.json');
+    expect(msg).toContain('kubernetes.commit: a 40-hex-digit commit SHA');
+    expect(msg).toMatch(/platforms\.0: /);
+  });
+
+  it('refuses a stamp whose version is not the Kubernetes version (RKE2 expects a matching kubelet)', () => {
+    expect(() => parseManifest('/x/releases/v1.36.4.json', { ...valid, stamp: { version: 'v1.35.0+lxc.1' } })).toThrow(
+      /stamp\.version: must have the Kubernetes version v1\.36\.4 as its core/,
+    );
+  });
+
+  it('picks the newest release as the default and lists them', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'kubelet-lxc-releases-'));
+    await writeFile(path.join(dir, 'v1.36.4.json'), JSON.stringify(valid));
+    await writeFile(path.join(dir, 'v1.36.10.json'), JSON.stringify({ ...valid, kubernetes: { ...valid.kubernetes, version: 'v1.36.10' }, stamp: { version: 'v1.36.10+rke2r1' }, rke2: { version: 'v1.36.10+rke2r1', runtimeImage: 'r:x' } }));
+    expect(listManifests(dir).map((m) => m.id)).toEqual(['v1.36.10', 'v1.36.4']);
+    expect(resolveManifest(undefined, dir).id).toBe('v1.36.10');
+    expect(resolveManifest('v1.36.4', dir).id).toBe('v1.36.4');
+    expect(() => resolveManifest('v9.9.9', dir)).toThrow(/no release manifest "v9.9.9".*known: v1.36.10, v1.36.4/);
+  });
+
+  it('kubelet-lxc releases lists the shipped manifests with the default first', async () => {
+    const res = await runCli(['releases', '--json']);
+    expect(res.exitCode).toBe(0);
+    const list = JSON.parse(res.stdout);
+    expect(list[0].default).toBe(true);
+    expect(list[0].kubernetes.version).toMatch(/^v1\.36\.\d+$/);
+  });
+
+  it('a bad manifest file is a clear CLI error', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'kubelet-lxc-badmanifest-'));
+    const f = path.join(dir, 'v1.36.4.json');
+    await writeFile(f, JSON.stringify({ ...valid, go: { version: 'latest' } }));
+    const res = await runCli(['build', '--release', f, '--dry-run']);
+    expect(res.exitCode).toBe(1);
+    expect(res.stderr).toContain('go.version: a Go version such as 1.26.5');
+    expect(res.stderr).not.toMatch(/at .*\.ts:\d+/);
+  });
+});
