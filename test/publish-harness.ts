@@ -1,7 +1,6 @@
 // Shared by the publish tests: a fixture manifest and dist/ in a temp dir, the real CLI run as a
 // child process against the fake GitHub, and the check that a release holds exactly the assets.
 import { createHash, randomBytes } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
@@ -15,11 +14,9 @@ export const REPO = 'kubelet-lxc';
 export const TAG = 'v1.36.4+rke2r1';
 export const MANIFEST_ID = 'v1.36.4';
 
-/** The CLI entry: src/cli.ts once it has the publish command, else the stand-in with the same flags. */
+/** The CLI entry, as users run it. */
 export function cliEntry(): string {
-  const cli = path.join(PROJECT_ROOT, 'src', 'cli.ts');
-  if (existsSync(cli) && /\.command\(\s*['"`]publish\b/.test(readFileSync(cli, 'utf8'))) return cli;
-  return path.join(PROJECT_ROOT, 'test', 'helpers', 'publish-cli.ts');
+  return path.join(PROJECT_ROOT, 'src', 'cli.ts');
 }
 
 export function newToken(): string {

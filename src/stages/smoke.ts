@@ -7,7 +7,7 @@ import { hasCommand, run } from '../lib/exec.js';
 import { writeFileAtomic } from '../lib/fsutil.js';
 import { archOf } from '../manifest.js';
 import { formatMatrix, runPatchTests } from '../patchtests.js';
-import { labVerdict, renderTable, runLab } from '../lab/index.js';
+import { labVerdict, runLab } from '../lab/index.js';
 import { StageError, type BuiltBinary, type SmokeCheck, type Stage, type StageContext } from './types.js';
 
 export function hostArch(): string {
@@ -109,7 +109,6 @@ export async function runLabFor(ctx: StageContext, binaries: BuiltBinary[], prof
     signal: ctx.signal,
   });
   const verdict = labVerdict(report);
-  ctx.log.info(renderTable(report));
   const checks: SmokeCheck[] = [{ level: 'L1', name: 'LXC lab', ok: verdict.ok, detail: verdict.ok ? 'patched kubelet passed every profile; stock failed where meant to' : verdict.problems.join('; ') }];
   return { checks, files: [path.join(outDir, 'lab-report.json'), path.join(outDir, 'lab-report.txt')] };
 }

@@ -1,0 +1,110 @@
+#!/bin/sh
+# The lab guest's main script, started by /sbin/lab-init from the host's 9p share
+# (mounted at /mnt/lab). It prepares the guest as a Proxmox-like cgroup v2 LXC host,
+# then runs every line of /mnt/lab/runs.txt ("<id> <profile> <kubelet> <deadline-s>
+# <settle-s>") in a fresh LXC container and copies each run's results to
+# /mnt/lab/out/<id>/. Progress goes to the console as "@@LAB <event> ..." lines, which
+# the host reads. Ends by powering the guest off.
+export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
+S=/mnt/lab
+mkdir -p "$S/out"
+exec >"$S/out/guest.log" 2>&1
+set -x
+
+mark() { echo "@@LAB $*" >/dev/console; }
+bye() {
+  sync
+  mark poweroff
+  busybox poweroff -f
+  echo o >/proc/sysrq-trigger
+  sleep 30
+}
+fatal() {
+  mark fatal "$*"
+  bye
+}
+mark guest-up "$(cut -d' ' -f1 /proc/uptime)"
+
+# The guest as an LXC host: cgroup2 only (like Proxmox VE 7+), all controllers
+# delegated to the children, lxcfs, a bridge for the container's veth.
+mount -t cgroup2 -o nsdelegate cgroup2 /sys/fs/cgroup || fatal "cannot mount cgroup2"
+mount -t tmpfs -o mode=755 tmpfs /run
+mount -t tmpfs -o mode=1777 tmpfs /tmp
+mkdir -p /run/lock /var/lib/lxc /var/lib/lxcfs /var/lab
+for m in fuse overlay veth bridge; do modprobe "$m"; done
+ctrls=""
+for c in $(cat /sys/fs/cgroup/cgroup.controllers); do ctrls="$ctrls +$c"; done
+echo "$ctrls" >/sys/fs/cgroup/cgroup.subtree_control || fatal "cannot delegate cgroup controllers"
+ip link set lo up
+ip link add lxcbr0 type bridge && ip addr add 10.77.0.1/24 dev lxcbr0 && ip link set lxcbr0 up || fatal "cannot create lxcbr0"
+lxcfs /var/lib/lxcfs >/run/lxcfs.log 2>&1 &
+i=0
+until [ -f /var/lib/lxcfs/proc/meminfo ]; do
+  i=$((i + 1))
+  [ "$i" -le 60 ] || fatal "lxcfs did not come up: $(cat /run/lxcfs.log)"
+  sleep 0.5
+done
+mark lxcfs-up
+
+# The kubelets come on a second, read-only disk (block I/O is far quicker than 9p
+# under TCG); every container gets it bound at /opt/lab/kubelets.
+mkdir -p /run/lab/kubelets
+mount -t ext4 -o ro /dev/vdb /run/lab/kubelets || fatal "cannot mount the kubelet disk /dev/vdb"
+mark kubelets-ready "$(cd /run/lab/kubelets && echo kubelet-*)"
+# Cleanly read-only lower layer for the container's root.
+mkdir -p /run/lab/lower
+mount --bind / /run/lab/lower && mount -o remount,bind,ro /run/lab/lower || fatal "cannot bind the guest root"
+# For the record (guest.log): the guest kernel's own view of the fault sites.
+uname -a
+cat /sys/devices/system/cpu/online /sys/devices/system/cpu/cpu*/topology/core_id
+ls /sys/devices/system/edac/mc
+
+mark runs "$(grep -c . "$S/runs.txt")"
+while read -r id profile kubelet deadline settle; do
+  [ -n "$id" ] || continue
+  mark run-start "$id" "$profile" "$kubelet"
+  RUN=/run/lab/runs/$id
+  VAR=/var/lab/$id
+  CT=/run/lab/ct/$id
+  mkdir -p "$RUN/out" "$VAR/containerd" "$VAR/kubelet" "$CT/upper" "$CT/work" "$CT/rootfs"
+  for f in ct-init.sh containerd.toml kubelet-config.yaml static-pod.yaml; do cp "$S/lab/$f" "$RUN/$f"; done
+  cp "$S/profiles/$profile.txt" "$RUN/profile.txt"
+  cat >"$RUN/run.env" <<EOF
+RUN_ID=$id
+PROFILE=$profile
+KUBELET=$kubelet
+KUBELET_BIN=/opt/lab/kubelets/kubelet-$kubelet
+IMAGES=/opt/lab/images/lab-images.tar
+DEADLINE=$deadline
+SETTLE=$settle
+EOF
+  t0=$(date +%s.%3N)
+  echo "$t0 container-start" >"$RUN/out/guest-events"
+  if mount -t overlay lab-ct -o "lowerdir=/run/lab/lower,upperdir=$CT/upper,workdir=$CT/work" "$CT/rootfs"; then
+    mkdir -p /var/lib/lxc/lab
+    sed -e "s|@NAME@|lab|g" -e "s|@ROOTFS@|$CT/rootfs|g" -e "s|@RUNDIR@|$RUN|g" -e "s|@VARDIR@|$VAR|g" \
+      "$S/lab/lxc.conf.in" >/var/lib/lxc/lab/config
+    if lxc-start -n lab -l INFO -o "$RUN/out/lxc.log"; then
+      if ! lxc-wait -n lab -s STOPPED -t $((deadline + 120)); then
+        echo "$(date +%s.%3N) container-timeout" >>"$RUN/out/guest-events"
+        echo "end_reason=container-timeout" >>"$RUN/out/result.env"
+        lxc-stop -n lab -k
+      fi
+    else
+      echo "$(date +%s.%3N) lxc-start-failed" >>"$RUN/out/guest-events"
+      echo "end_reason=lxc-start-failed" >>"$RUN/out/result.env"
+    fi
+    umount "$CT/rootfs"
+  else
+    echo "end_reason=overlay-failed" >>"$RUN/out/result.env"
+  fi
+  echo "$(date +%s.%3N) container-stopped" >>"$RUN/out/guest-events"
+  mkdir -p "$S/out/$id"
+  cp -r "$RUN/out/." "$S/out/$id/"
+  rm -rf "$RUN" "$VAR" "$CT"
+  sync
+  mark run-end "$id" "$(grep '^end_reason=' "$S/out/$id/result.env" | tail -n 1 | cut -d= -f2)"
+done <"$S/runs.txt"
+
+mark all-done
+bye

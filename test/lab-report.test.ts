@@ -1,0 +1,330 @@
+import { execFileSync } from 'node:child_process';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { buildLabImages, BUSYBOX_IMAGE, PAUSE_IMAGE, ustar } from '../src/lab/images.js';
+import { labVerdict, renderReport, renderTable } from '../src/lab/index.js';
+import { parseDeb822Sources, parseOneLineSources, pickDebianMirror } from '../src/lab/mirror.js';
+import { qemuArgs } from '../src/lab/qemu.js';
+import { decisiveError, interpretRun, kubeletErrorLines, logContains, staticPodRunning, type RunFiles } from '../src/lab/results.js';
+import type { LabProfileSummary, LabReport } from '../src/lab/types.js';
+
+// Excerpts of real run outputs (lab on the stock v1.36.4 kubelet, trixie guest).
+const EVENTS_PASS = [
+  '1795517398.804 ct-init',
+  '1795517405.800 profile-applied',
+  '1795517410.257 containerd-ready',
+  '1795517414.810 images-imported',
+  '1795517414.941 kubelet-started',
+  '1795517423.927 healthz-ok',
+  '1795517435.796 pod-running',
+  '1795517450.570 end stable',
+].join('\n');
+const GUEST_EVENTS = '1795517395.271 container-start\n1795517452.150 container-stopped\n';
+const LOG_PASS = [
+  'I1124 10:50:20.100000     201 server.go:500] "Kubelet version" kubeletVersion="v1.36.4"',
+  'E1124 10:41:31.998234     199 remote_runtime.go:1177] "RuntimeConfig from runtime service failed" err="rpc error: code = Unimplemented desc = method RuntimeConfig not implemented"',
+  'E1124 10:41:32.499187     199 kubelet.go:2646] "Skipping pod synchronization" err="container runtime status check may not have completed yet"',
+  'I1124 10:50:23.113026     201 eviction_manager.go:194] "Eviction manager: starting control loop"',
+].join('\n');
+const PODS_RUNNING = JSON.stringify({
+  kind: 'PodList',
+  apiVersion: 'v1',
+  items: [
+    {
+      metadata: { name: 'lab-static-lab-node', namespace: 'default' },
+      status: { phase: 'Running', containerStatuses: [{ name: 'sleeper', state: { running: { startedAt: '2026-11-24T10:50:34Z' } } }] },
+    },
+  ],
+});
+const LOG_H = [
+  'I1124 10:55:03.100000     225 server.go:500] "Kubelet version" kubeletVersion="v1.36.4"',
+  'E1124 10:55:03.944725     225 kubelet.go:1821] "Failed to start ContainerManager" err="strconv.Atoi: parsing \\"\\": invalid syntax"',
+].join('\n');
+const LOG_I = [
+  'I1124 10:56:10.000000     211 server.go:500] "Kubelet version" kubeletVersion="v1.36.4"',
+  'panic: runtime error: slice bounds out of range [:-1]',
+  '',
+  'goroutine 1 [running]:',
+  'k8s.io/kubernetes/pkg/kubelet/stats/pidlimit.Stats()',
+].join('\n');
+const LOG_A = [
+  'E1124 10:52:07.661881     217 info.go:115] Failed to get topology information: strconv.Atoi: parsing "": invalid syntax',
+  'E1124 10:52:07.771254     217 container_manager_linux.go:340] "Failed to initialize cpu manager" err="could not detect number of cpus"',
+  'E1124 10:52:07.772439     217 run.go:72] "command failed" err="failed to run Kubelet: could not detect number of cpus"',
+].join('\n');
+
+const who = (profile: string, kubelet: 'stock' | 'patched', expectedErrors?: string[]) => ({
+  id: `x-${profile}-${kubelet}`,
+  profile,
+  kubelet,
+  logDir: '/tmp/out',
+  expectedErrors,
+});
+
+const passFiles: RunFiles = {
+  resultEnv: 'cgroup_ns_root=0::/init.scope\nprofile_applied=1\nkubelet_pid=201\nkubelet_alive_at_end=1\nend_reason=stable\n',
+  events: EVENTS_PASS,
+  guestEvents: GUEST_EVENTS,
+  kubeletLog: LOG_PASS,
+  podsFinal: PODS_RUNNING,
+  healthz: 'ok\n',
+  emptied: '',
+};
+
+describe('run results', () => {
+  it('a stable run with healthz ok and the pod Running passes, with its times', () => {
+    const r = interpretRun(who('lxc-default', 'stock'), passFiles);
+    expect(r).toMatchObject({
+      completed: true,
+      profileApplied: true,
+      endReason: 'stable',
+      containerManagerStarted: true,
+      containerManagerFailed: false,
+      healthz: true,
+      healthzEverOk: true,
+      podRunning: true,
+      kubeletExited: false,
+      passed: true,
+      secondsToHealthz: 9,
+      secondsToRunning: 20.9,
+      seconds: 56.9,
+      expectedErrorsMissing: null,
+    });
+    // containerd 1.7's RuntimeConfig and the start-up sync messages are noise, not "the" error
+    expect(r.firstError).toBeNull();
+    expect(r.errorLines).toHaveLength(2);
+  });
+
+  it('H: ContainerManager failed, the kubelet exited, the upstream text is found through klog escaping', () => {
+    const r = interpretRun(who('H', 'stock', ['Failed to start ContainerManager', 'strconv.Atoi: parsing "": invalid syntax']), {
+      resultEnv: 'profile_applied=1\nkubelet_exit=1\nkubelet_alive_at_end=0\nend_reason=kubelet-exited\n',
+      events: '1.0 kubelet-started\n1.5 healthz-ok\n',
+      kubeletLog: LOG_H,
+      healthz: '\n',
+      emptied: '0 /proc/sys/vm/overcommit_memory\n0 /proc/sys/kernel/panic\n',
+    });
+    expect(r).toMatchObject({
+      containerManagerStarted: false,
+      containerManagerFailed: true,
+      healthz: false,
+      healthzEverOk: true,
+      podRunning: false,
+      kubeletExited: true,
+      kubeletExitCode: 1,
+      passed: false,
+      expectedErrorsMissing: [],
+      emptied: ['0 /proc/sys/vm/overcommit_memory', '0 /proc/sys/kernel/panic'],
+    });
+    expect(r.firstError).toContain('"Failed to start ContainerManager"');
+  });
+
+  it('I: a panic is the decisive error', () => {
+    const r = interpretRun(who('I', 'stock', ['slice bounds out of range']), {
+      resultEnv: 'profile_applied=1\nkubelet_exit=2\nkubelet_alive_at_end=0\nend_reason=kubelet-exited\n',
+      kubeletLog: LOG_I,
+    });
+    expect(r.panicked).toBe(true);
+    expect(r.firstError).toBe('panic: runtime error: slice bounds out of range [:-1]');
+    expect(r.kubeletExitCode).toBe(2);
+    expect(r.expectedErrorsMissing).toEqual([]);
+  });
+
+  it('A: the fatal line wins over the earlier Atoi line; both expected texts are found', () => {
+    expect(decisiveError(LOG_A)).toContain('"command failed" err="failed to run Kubelet: could not detect number of cpus"');
+    const r = interpretRun(who('A', 'stock', ['strconv.Atoi: parsing "": invalid syntax', 'could not detect number of cpus', 'not in the log']), {
+      resultEnv: 'profile_applied=1\nkubelet_exit=1\nend_reason=kubelet-exited\n',
+      kubeletLog: LOG_A,
+    });
+    expect(r.expectedErrorsMissing).toEqual(['not in the log']);
+  });
+
+  it('a kubelet that stopped answering is neither healthy nor Running, whatever its last answers said', () => {
+    const r = interpretRun(who('lxc-default', 'patched'), { ...passFiles, resultEnv: 'profile_applied=1\nkubelet_exit=2\nkubelet_alive_at_end=0\nend_reason=kubelet-exited\n' });
+    expect(r.healthz).toBe(false);
+    expect(r.podRunning).toBe(false);
+    expect(r.passed).toBe(false);
+  });
+
+  it('a run without results is not completed, an unapplied profile is recorded', () => {
+    expect(interpretRun(who('A', 'stock'), {})).toMatchObject({ completed: false, endReason: 'missing', passed: false });
+    expect(interpretRun(who('A', 'stock'), { resultEnv: 'profile_applied=0\nend_reason=profile-not-applied\n' })).toMatchObject({
+      completed: true,
+      profileApplied: false,
+      passed: false,
+    });
+  });
+
+  it('the static pod counts as Running only with phase Running and every container running', () => {
+    expect(staticPodRunning(PODS_RUNNING)).toBe(true);
+    const waiting = JSON.parse(PODS_RUNNING);
+    waiting.items[0].status.containerStatuses[0].state = { waiting: { reason: 'ContainerCreating' } };
+    expect(staticPodRunning(JSON.stringify(waiting))).toBe(false);
+    const pending = JSON.parse(PODS_RUNNING);
+    pending.items[0].status = { phase: 'Pending' };
+    expect(staticPodRunning(JSON.stringify(pending))).toBe(false);
+    const other = JSON.parse(PODS_RUNNING);
+    other.items[0].metadata.name = 'something-else';
+    expect(staticPodRunning(JSON.stringify(other))).toBe(false);
+    expect(staticPodRunning('{"kind":"PodList","items":[]}')).toBe(false);
+    expect(staticPodRunning('not json')).toBe(false);
+    expect(staticPodRunning(undefined)).toBe(false);
+  });
+
+  it('collects klog E/F lines and panics only', () => {
+    expect(kubeletErrorLines(LOG_PASS + '\n' + LOG_I)).toEqual([
+      expect.stringContaining('RuntimeConfig'),
+      expect.stringContaining('Skipping pod synchronization'),
+      'panic: runtime error: slice bounds out of range [:-1]',
+    ]);
+    expect(logContains('err="parsing \\"\\": invalid"', 'parsing "": invalid')).toBe(true);
+  });
+});
+
+describe('report', () => {
+  const profiles: LabProfileSummary[] = [
+    { id: 'lxc-default', description: 'untouched', sites: [], expectStockFailure: false, reason: 'r' },
+    { id: 'H', description: 'sysctls', sites: ['H'], expectStockFailure: true, expectedStockErrors: ['Failed to start ContainerManager'], reason: 'r' },
+  ];
+  const runs = [
+    interpretRun(who('lxc-default', 'stock'), passFiles),
+    interpretRun(who('lxc-default', 'patched'), passFiles),
+    interpretRun(who('H', 'stock', ['Failed to start ContainerManager']), {
+      resultEnv: 'profile_applied=1\nkubelet_exit=1\nkubelet_alive_at_end=0\nend_reason=kubelet-exited\n',
+      kubeletLog: LOG_H,
+    }),
+  ];
+
+  it('renders profile x kubelet with the expectation, the outcome and the short first error', () => {
+    const lines = renderTable({ profiles, runs }).split('\n');
+    expect(lines[0]).toMatch(/^profile\s+kubelet\s+expected\s+result\s+CM started\s+healthz\s+pod Running\s+to Running\s+first error$/);
+    expect(lines[1]).toMatch(/^lxc-default\s+stock\s+pass\s+pass\s+yes\s+ok\s+yes\s+20\.9 s\s+-$/);
+    expect(lines[3]).toMatch(/^H\s+stock\s+fail\s+FAIL\s+no\s+no\s+no\s+-\s+"Failed to start ContainerManager" err="strconv\.Atoi: parsing \\"\\": invalid syntax"$/);
+    expect(lines[4]).toMatch(/^H\s+patched\s+pass\s+MISSING/);
+  });
+
+  it('renders the whole report with steps and the verdict\'s problems', () => {
+    const base = {
+      schema: 1 as const,
+      startedAt: '2026-11-24T10:40:00.000Z',
+      finishedAt: '2026-11-24T10:50:00.000Z',
+      seconds: 600,
+      accel: 'tcg' as const,
+      guest: { key: 'abc', cached: true, dir: '/c/guest-abc', versions: { lxc: '1:6.0.4', lxcfs: '6.0.4', containerd: '1.7.24', runc: '1.1.15' }, kernelRelease: '6.12' },
+      kubelets: {
+        stock: { path: '/k/stock', version: 'Kubernetes v1.36.4', sha256: 'a'.repeat(64) },
+        patched: { path: '/k/patched', version: 'Kubernetes v1.36.4', sha256: 'b'.repeat(64) },
+      },
+      profiles,
+      runs,
+      steps: [{ step: 'boot', seconds: 20, budgetSeconds: 180, overBudget: false }],
+      labProblems: [],
+    };
+    const report: LabReport = { ...base, verdict: labVerdict(base) };
+    const text = renderReport(report);
+    expect(text).toMatch(/^kubelet-lxc lab \(smoke L1\): FAIL\n/);
+    expect(text).toContain('qemu TCG, guest abc (cached)');
+    expect(text).toContain('lxc 1:6.0.4, lxcfs 6.0.4, containerd 1.7.24, runc 1.1.15');
+    expect(text).toMatch(/ {2}boot\s+20 s\s+budget 180 s/);
+    expect(text).toContain('  - profile H, patched kubelet: no run');
+  });
+});
+
+describe('lab images', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'lab-images-'));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+  it('writes a ustar archive GNU tar reads back byte for byte', () => {
+    const data = Buffer.from('hello\n');
+    writeFileSync(join(dir, 't.tar'), ustar([
+      { type: 'dir', name: 'd/', mode: 0o755 },
+      { type: 'file', name: 'd/f', mode: 0o644, data },
+      { type: 'symlink', name: 'd/l', target: 'f' },
+    ]));
+    const listing = execFileSync('tar', ['-tvf', join(dir, 't.tar')], { encoding: 'utf8' });
+    expect(listing).toMatch(/^drwxr-xr-x root\/root\s+0 1970-01-01 00:00 d\/$/m);
+    expect(listing).toMatch(/^-rw-r--r-- root\/root\s+6 1970-01-01 00:00 d\/f$/m);
+    expect(listing).toMatch(/^lrwxrwxrwx root\/root\s+0 1970-01-01 00:00 d\/l -> f$/m);
+    execFileSync('tar', ['-xf', join(dir, 't.tar'), '-C', dir]);
+    expect(readFileSync(join(dir, 'd', 'f'), 'utf8')).toBe('hello\n');
+  });
+
+  it('builds one docker-archive with the busybox and pause images over one shared layer, deterministically', () => {
+    const fakeBusybox = Buffer.alloc(3000, 7);
+    const a = buildLabImages(fakeBusybox);
+    expect(buildLabImages(fakeBusybox).equals(a)).toBe(true);
+    writeFileSync(join(dir, 'images.tar'), a);
+    const out = join(dir, 'x');
+    execFileSync('mkdir', ['-p', out]);
+    execFileSync('tar', ['-xf', join(dir, 'images.tar'), '-C', out]);
+    const names = execFileSync('tar', ['-tf', join(dir, 'images.tar')], { encoding: 'utf8' }).trim().split('\n');
+    expect(names[0]).toBe('manifest.json');
+    const manifest = JSON.parse(readFileSync(join(out, 'manifest.json'), 'utf8')) as { Config: string; RepoTags: string[]; Layers: string[] }[];
+    expect(manifest.map((m) => m.RepoTags)).toEqual([[BUSYBOX_IMAGE], [PAUSE_IMAGE]]);
+    expect(manifest[0]!.Layers).toEqual(manifest[1]!.Layers);
+    const layerPath = join(out, manifest[0]!.Layers[0]!);
+    const layerList = execFileSync('tar', ['-tvf', layerPath], { encoding: 'utf8' });
+    expect(layerList).toMatch(/bin\/busybox$/m);
+    expect(layerList).toMatch(/bin\/sh -> busybox$/m);
+    const layerSha = execFileSync('sha256sum', [layerPath], { encoding: 'utf8' }).split(' ')[0];
+    for (const m of manifest) {
+      const cfg = JSON.parse(readFileSync(join(out, m.Config), 'utf8'));
+      expect(cfg).toMatchObject({ architecture: 'amd64', os: 'linux', rootfs: { type: 'layers', diff_ids: [`sha256:${layerSha}`] } });
+    }
+    const pause = JSON.parse(readFileSync(join(out, manifest[1]!.Config), 'utf8'));
+    expect(pause.config.Cmd).toEqual(['/bin/busybox', 'sleep', '2147483647']);
+  });
+});
+
+describe('host mirror', () => {
+  it('takes the main archive from deb822 sources, not security or third-party entries', () => {
+    const text = [
+      'Types: deb',
+      'URIs: http://mirror.example/debian',
+      'Suites: bookworm bookworm-updates',
+      'Components: main',
+      '',
+      'Types: deb',
+      'URIs: http://mirror.example/debian-security',
+      'Suites: bookworm-security',
+      'Components: main',
+    ].join('\n');
+    expect(pickDebianMirror(parseDeb822Sources(text))).toBe('http://mirror.example/debian');
+  });
+
+  it('reads one-line sources with options, skips disabled stanzas and non-deb types', () => {
+    const one = '# comment\ndeb [signed-by=/k.gpg] https://m.example/debian/ trixie main contrib\ndeb https://cloud.example/apt cloud-sdk main\n';
+    expect(pickDebianMirror(parseOneLineSources(one))).toBe('https://m.example/debian');
+    const off = 'Enabled: no\nTypes: deb\nURIs: http://off.example/debian\nSuites: bookworm\nComponents: main\n\nTypes: deb-src\nURIs: http://src.example/debian\nSuites: bookworm\nComponents: main\n';
+    expect(pickDebianMirror(parseDeb822Sources(off))).toBeUndefined();
+  });
+});
+
+describe('qemu', () => {
+  it('boots TCG with a copy-on-write disk, the 9p share and no display; KVM uses the host CPU', () => {
+    const args = qemuArgs({
+      kernel: '/g/vmlinuz',
+      initrd: '/g/initrd.img',
+      rootfs: '/g/rootfs.img',
+      kubeletDisk: '/w/kubelets.img',
+      shareDir: '/w/share',
+      accel: 'tcg',
+      memoryMiB: 3072,
+      cpus: 2,
+    });
+    const at = (flag: string) => args[args.indexOf(flag) + 1];
+    expect(at('-machine')).toBe('q35,accel=tcg');
+    expect(at('-cpu')).toBe('max');
+    expect(at('-smp')).toBe('2');
+    expect(args.filter((_, i) => args[i - 1] === '-drive')).toEqual([
+      'file=/g/rootfs.img,if=virtio,format=raw,snapshot=on',
+      'file=/w/kubelets.img,if=virtio,format=raw,readonly=on',
+    ]);
+    expect(at('-virtfs')).toBe('local,path=/w/share,mount_tag=lab,security_model=none,id=lab');
+    expect(at('-append')).toContain('init=/sbin/lab-init');
+    expect(args).toContain('-no-reboot');
+    const kvm = qemuArgs({ kernel: 'k', initrd: 'i', rootfs: 'r', kubeletDisk: 'kd', shareDir: 's', accel: 'kvm', memoryMiB: 1024, cpus: 2 });
+    expect(kvm[kvm.indexOf('-cpu') + 1]).toBe('host');
+  });
+});
