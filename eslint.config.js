@@ -7,8 +7,13 @@ export default tseslint.config(
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
-    files: ['**/*.js'],
+    files: ['**/*.js', '**/*.mjs'],
     languageOptions: { globals: { process: 'readonly', console: 'readonly' } },
+  },
+  {
+    // zx scripts get $, argv and fs as globals.
+    files: ['scripts/**/*.mjs'],
+    languageOptions: { globals: { $: 'readonly', argv: 'readonly', fs: 'readonly' } },
   },
   {
     rules: {

@@ -78,6 +78,7 @@ export interface MatrixReport {
   rows: MatrixRow[];
   unit: { pkg: string; tests: number; ok: boolean }[];
   upstream: { pkg: string; result: string; ok: boolean }[];
+  vet?: { ok: boolean; packages: number; output: string };
   ok: boolean;
   problems: string[];
 }
@@ -122,10 +123,11 @@ export function judgeMatrix(spec: SiteTests, stock: GoTestRun, patched: GoTestRu
 
 export function formatMatrix(r: MatrixReport): string {
   const w = Math.max(4, ...r.rows.map((x) => x.test.length));
-  const lines = [`${'site'.padEnd(5)}${'patch'.padEnd(7)}${'test'.padEnd(w + 2)}${'stock'.padEnd(12)}patched`];
-  for (const x of r.rows) lines.push(`${x.site.padEnd(5)}${x.patch.slice(0, 4).padEnd(7)}${x.test.padEnd(w + 2)}${x.stock.padEnd(12)}${x.patched}${x.ok ? '' : '   <-- WRONG'}`);
+  const lines = [`${'site'.padEnd(5)}${'patch'.padEnd(7)}${'test'.padEnd(w + 2)}${'stock'.padEnd(12)}${'patched'.padEnd(9)}package`];
+  for (const x of r.rows) lines.push(`${x.site.padEnd(5)}${x.patch.slice(0, 4).padEnd(7)}${x.test.padEnd(w + 2)}${x.stock.padEnd(12)}${x.patched.padEnd(9)}${x.pkg}${x.ok ? '' : '   <-- WRONG'}`);
   for (const u of r.unit) lines.push(`unit      ${u.pkg}: ${u.tests} tests ${u.ok ? 'ok' : 'FAIL'}`);
   for (const u of r.upstream) lines.push(`upstream  ${u.pkg}: ${u.result}`);
+  if (r.vet) lines.push(`go vet    ${r.vet.ok ? 'clean' : `FAILED\n${r.vet.output}`} (${r.vet.packages} packages)`);
   lines.push(r.ok ? 'patch tests: OK (every site test fails on stock and passes on patched)' : `patch tests: FAILED\n  ${r.problems.join('\n  ')}`);
   return lines.join('\n');
 }
@@ -154,13 +156,9 @@ async function sourceDate(tree: string): Promise<number> {
   return Number((await git(tree, ['log', '-1', '--format=%ct'])).stdout.trim());
 }
 
-async function goTestIn(ctx: StageContext, engine: string, image: string, tree: string, args: string[], label: string): Promise<GoTestRun> {
-  const step = ctx.log.step(`go test on the ${label} tree (${engine})`);
-  let events = 0;
-  const onLine = (l: string) => {
-    if (/"Action":"(pass|fail)"/.test(l) && /"Test":"TestLXC/.test(l)) step.update(`${++events} LXC tests done`);
-  };
-  const goArgs = ['test', '-count=1', '-trimpath', '-json', ...args];
+/** Run `go <args>` on a tree: in the builder container (source read-only, shared build cache), or on the host. */
+async function goIn(ctx: StageContext, engine: string, image: string, tree: string, goArgs: string[], label: string, onLine?: (l: string) => void) {
+  const step = ctx.log.step(`${label} (${engine})`);
   const res =
     engine === 'host'
       ? await run('go', goArgs, { cwd: tree, reject: false, signal: ctx.signal, onLine, env: { ...process.env, GOTOOLCHAIN: `go${ctx.manifest.data.go.version}`, GOFLAGS: '-mod=vendor', GOPROXY: 'off', CGO_ENABLED: '0' } })
@@ -169,7 +167,15 @@ async function goTestIn(ctx: StageContext, engine: string, image: string, tree: 
           ['run', '--rm', '--network', 'none', '--user', `${BUILDER_UID}:${BUILDER_UID}`, '--mount', `type=bind,src=${tree},dst=/src,readonly`, '--mount', `type=volume,src=${GOCACHE_VOLUME},dst=/gocache`, image, 'go', ...goArgs],
           { reject: false, signal: ctx.signal, onLine },
         );
-  step.succeed(`go test on the ${label} tree: exit ${res.exitCode}`);
+  step.succeed(`${label}: exit ${res.exitCode}`);
+  return res;
+}
+
+async function goTestIn(ctx: StageContext, engine: string, image: string, tree: string, args: string[], label: string): Promise<GoTestRun> {
+  let events = 0;
+  const res = await goIn(ctx, engine, image, tree, ['test', '-count=1', '-trimpath', '-json', ...args], `go test on the ${label} tree`, (l) => {
+    if (/"Action":"(pass|fail)"/.test(l) && /"Test":"TestLXC/.test(l)) ctx.log.detail(`${++events} LXC tests done`);
+  });
   return parseGoTestJson(`${res.stdout}\n${res.stderr}`);
 }
 
@@ -183,6 +189,12 @@ export async function runPatchTests(ctx: StageContext, o: { engine: string; imag
   const stock = await goTestIn(ctx, o.engine, o.image, stockTree, ['-run', '^TestLXCSite', ...sitePkgs], 'stock (+seams)');
   const patched = await goTestIn(ctx, o.engine, o.image, o.patchedTree, allPkgs, 'patched');
   const report = judgeMatrix(spec, stock, patched);
+  const vet = await goIn(ctx, o.engine, o.image, o.patchedTree, ['vet', ...allPkgs], 'go vet on the patched tree');
+  report.vet = { ok: vet.exitCode === 0, packages: allPkgs.length, output: vet.all.trim().split('\n').slice(-40).join('\n') };
+  if (!report.vet.ok) {
+    report.ok = false;
+    report.problems.push(`go vet on the touched packages is not clean:\n${report.vet.output}`);
+  }
   const json = path.join(ctx.paths.reports, 'patch-tests.json');
   const txt = path.join(ctx.paths.reports, 'patch-tests.txt');
   await writeFileAtomic(json, `${JSON.stringify({ ...report, stockTree: await headCommit(stockTree), patchedTree: o.patchedCommit }, null, 2)}\n`);

@@ -69,7 +69,7 @@ function jobs(ctx: StageContext, prev: StageOutputs): Job[] {
 export const buildStage: Stage<'build'> = {
   name: 'build',
   description: 'compile kubelet in the builder container',
-  revision: 1,
+  revision: 2,
   async inputs(ctx, prev) {
     return {
       go: ctx.manifest.data.go.version,

@@ -48,7 +48,7 @@ export async function binaryChecks(b: BuiltBinary): Promise<SmokeCheck[]> {
 export const smokeStage: Stage<'smoke'> = {
   name: 'smoke',
   description: 'smoke-test the binaries (L0; patch tests and the L1 lab when asked)',
-  revision: 1,
+  revision: 2,
   async inputs(ctx, prev) {
     return { binaries: prev.build?.binaries.map((b) => b.sha256), smoke: ctx.opts.smoke, patched: prev.patch?.commit, stock: prev.source?.treeCommit };
   },
