@@ -44,7 +44,7 @@ describe('patch test matrix', () => {
     expect(r.problems).toEqual([]);
     expect(r.ok).toBe(true);
     expect(r.rows).toEqual([{ site: 'A', patch: '0005-x.patch', pkg: 'example.invalid/m/a', test: 'TestLXCSiteA_Empty', stock: 'FAIL', patched: 'PASS', ok: true }]);
-    expect(formatMatrix(r)).toMatch(/^A\s+0005\s+TestLXCSiteA_Empty\s+FAIL\s+PASS$/m);
+    expect(formatMatrix(r)).toMatch(/^A\s+0005\s+TestLXCSiteA_Empty\s+FAIL\s+PASS\s+example\.invalid\/m\/a$/m);
   });
 
   it('fails when a site test already passes on stock (it proves nothing)', async () => {
