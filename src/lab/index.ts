@@ -7,7 +7,7 @@ import { createReadStream } from 'node:fs';
 import { access, constants, copyFile, cp, link, mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { execa } from 'execa';
-import { ensureGuest, type GuestImage } from './guest.js';
+import { ensureGuest, pidAlive, type GuestImage } from './guest.js';
 import { labFile } from './paths.js';
 import { LabAbortError, have, run } from './proc.js';
 import { compileProfile, loadProfiles, selectProfiles, type LabProfile } from './profiles.js';
@@ -77,15 +77,6 @@ async function checkHostTools(): Promise<void> {
 async function kubeletVersion(path: string): Promise<string> {
   const r = await execa(path, ['--version'], { reject: false, timeout: 30_000 });
   return String(r.stdout || r.stderr).trim().split('\n')[0] ?? 'unknown';
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
 }
 
 async function removeStaleWork(workRoot: string): Promise<void> {
