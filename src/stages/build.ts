@@ -91,7 +91,7 @@ export const buildStage: Stage<'build'> = {
       const key = { image: image.id, go: goVersion, tree: treeCommitOf(job, prev), stamp: job.stamp, tags: GO_BUILD_TAGS, target: ctx.manifest.data.target };
       const keyFile = `${job.out}.inputs.json`;
       const recorded = await readJson<typeof key>(keyFile);
-      if ((await exists(job.out)) && JSON.stringify(recorded) === JSON.stringify(key)) {
+      if (!ctx.opts.force && (await exists(job.out)) && JSON.stringify(recorded) === JSON.stringify(key)) {
         ctx.log.info(`build: ${job.variant} ${job.platform} unchanged, reusing ${job.out}`);
       } else {
         await compile(ctx, engine, image.ref, goVersion, job);
