@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { run } from './lib/exec.js';
 import { buildDirAtomic, exists, writeFileAtomic } from './lib/fsutil.js';
 import { git, headCommit } from './lib/git.js';
-import { GOCACHE_VOLUME, BUILDER_UID } from './lib/engine.js';
+import { builderRunArgs, hostGoEnv } from './lib/engine.js';
 import { StageError, type StageContext } from './stages/types.js';
 
 const siteTestsSchema = z.object({
@@ -133,9 +133,9 @@ export function formatMatrix(r: MatrixReport): string {
 }
 
 /** Stock tree + seam patches + the site test files: where the site tests must fail. */
-async function stockWithSeams(ctx: StageContext, stockTree: string, stockCommit: string, patchedTree: string, spec: SiteTests): Promise<string> {
+async function stockWithSeams(ctx: StageContext, stockTree: string, stockCommit: string, sourceDateEpoch: number, patchedTree: string, spec: SiteTests): Promise<string> {
   const target = path.join(ctx.paths.trees, 'stock-seams');
-  const date = new Date((await sourceDate(stockTree)) * 1000).toISOString();
+  const date = new Date(sourceDateEpoch * 1000).toISOString();
   await buildDirAtomic(target, async (dir) => {
     await git(path.dirname(dir), ['clone', '-q', '--no-checkout', stockTree, dir]);
     await git(dir, ['checkout', '-q', '--detach', stockCommit]);
@@ -152,21 +152,13 @@ async function stockWithSeams(ctx: StageContext, stockTree: string, stockCommit:
   return target;
 }
 
-async function sourceDate(tree: string): Promise<number> {
-  return Number((await git(tree, ['log', '-1', '--format=%ct'])).stdout.trim());
-}
-
 /** Run `go <args>` on a tree: in the builder container (source read-only, shared build cache), or on the host. */
 async function goIn(ctx: StageContext, engine: string, image: string, tree: string, goArgs: string[], label: string, onLine?: (l: string) => void) {
   const step = ctx.log.step(`${label} (${engine})`);
   const res =
     engine === 'host'
-      ? await run('go', goArgs, { cwd: tree, reject: false, signal: ctx.signal, onLine, env: { ...process.env, GOTOOLCHAIN: `go${ctx.manifest.data.go.version}`, GOFLAGS: '-mod=vendor', GOPROXY: 'off', CGO_ENABLED: '0' } })
-      : await run(
-          engine,
-          ['run', '--rm', '--network', 'none', '--user', `${BUILDER_UID}:${BUILDER_UID}`, '--mount', `type=bind,src=${tree},dst=/src,readonly`, '--mount', `type=volume,src=${GOCACHE_VOLUME},dst=/gocache`, image, 'go', ...goArgs],
-          { reject: false, signal: ctx.signal, onLine },
-        );
+      ? await run('go', goArgs, { cwd: tree, reject: false, signal: ctx.signal, onLine, env: hostGoEnv(ctx.manifest.data.go.version) })
+      : await run(engine, builderRunArgs({ image, tree, goArgs }), { reject: false, signal: ctx.signal, onLine });
   step.succeed(`${label}: exit ${res.exitCode}`);
   return res;
 }
@@ -179,10 +171,10 @@ async function goTestIn(ctx: StageContext, engine: string, image: string, tree: 
   return parseGoTestJson(`${res.stdout}\n${res.stderr}`);
 }
 
-export async function runPatchTests(ctx: StageContext, o: { engine: string; image: string; stockTree: string; stockCommit: string; patchedTree: string; patchedCommit: string }): Promise<{ report: MatrixReport; files: string[] }> {
+export async function runPatchTests(ctx: StageContext, o: { engine: string; image: string; stockTree: string; stockCommit: string; sourceDateEpoch: number; patchedTree: string; patchedCommit: string }): Promise<{ report: MatrixReport; files: string[] }> {
   const spec = await readSiteTests(ctx.manifest.patchesDir);
   for (const s of spec.siteTests) for (const f of s.testFiles) if (!(await exists(path.join(o.patchedTree, f)))) throw new StageError(`site-tests.json names ${f}, which the patched tree does not have`, 'smoke');
-  const stockTree = await stockWithSeams(ctx, o.stockTree, o.stockCommit, o.patchedTree, spec);
+  const stockTree = await stockWithSeams(ctx, o.stockTree, o.stockCommit, o.sourceDateEpoch, o.patchedTree, spec);
   ctx.log.info(`patch tests: stock+seams tree at ${await headCommit(stockTree)}`);
   const sitePkgs = [...new Set(spec.siteTests.map((s) => s.pkg))];
   const allPkgs = [...new Set([...sitePkgs, ...spec.unitTests.map((u) => u.pkg), ...spec.upstreamPackages])];

@@ -145,3 +145,26 @@ async function bootstrapLocalGoImage(engine: ContainerEngine, version: string, l
 
 export const GOCACHE_VOLUME = 'kubelet-lxc-gocache';
 export const BUILDER_UID = 65532;
+
+/** The user a build container runs as: the caller when not root, else the builder's own uid. */
+export function builderUser(): string {
+  const uid = process.getuid?.() ?? 0;
+  return uid === 0 ? `${BUILDER_UID}:${BUILDER_UID}` : `${uid}:${process.getgid?.() ?? uid}`;
+}
+
+/** `run` arguments for `go <goArgs>` in the builder: no network, non-root, source read-only at /src, shared build cache. */
+export function builderRunArgs(o: { image: string; tree: string; goArgs: string[]; name?: string; mounts?: string[]; env?: Record<string, string> }): string[] {
+  return [
+    'run', '--rm', ...(o.name ? ['--name', o.name] : []), '--network', 'none', '--user', builderUser(),
+    '--mount', `type=bind,src=${o.tree},dst=/src,readonly`,
+    ...(o.mounts ?? []).flatMap((m) => ['--mount', m]),
+    '--mount', `type=volume,src=${GOCACHE_VOLUME},dst=/gocache`,
+    ...Object.entries(o.env ?? {}).flatMap(([k, v]) => ['-e', `${k}=${v}`]),
+    o.image, 'go', ...o.goArgs,
+  ];
+}
+
+/** The environment of `--engine host`: the builder image's settings, with Go `version` from the toolchain module. */
+export function hostGoEnv(version: string, extra: Record<string, string> = {}): Record<string, string | undefined> {
+  return { ...process.env, GOTOOLCHAIN: `go${version}`, GOFLAGS: '-mod=vendor', GOPROXY: 'off', CGO_ENABLED: '0', ...extra };
+}

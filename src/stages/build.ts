@@ -7,7 +7,7 @@ import semver from 'semver';
 import { exists, fileHash, readJson } from '../lib/fsutil.js';
 import { run } from '../lib/exec.js';
 import { isClean } from '../lib/git.js';
-import { BUILDER_UID, GOCACHE_VOLUME, ensureBuilderImage, hostGoroot, resolveEngine } from '../lib/engine.js';
+import { BUILDER_UID, builderRunArgs, ensureBuilderImage, hostGoEnv, hostGoroot, resolveEngine } from '../lib/engine.js';
 import { archOf, type Platform } from '../manifest.js';
 import { StageError, type BuiltBinary, type Stage, type StageContext, type StageOutputs, type Variant } from './types.js';
 
@@ -134,26 +134,21 @@ async function compile(ctx: StageContext, engine: string, image: string, goVersi
     if (engine === 'host') {
       await run('go', [...goArgs, path.join(tmpDir, 'kubelet'), ctx.manifest.data.target], {
         cwd: job.tree,
-        env: { ...process.env, GOOS: 'linux', GOARCH: arch, CGO_ENABLED: '0', GOTOOLCHAIN: `go${goVersion}`, GOFLAGS: '-mod=vendor', GOPROXY: 'off' },
+        env: hostGoEnv(goVersion, { GOOS: 'linux', GOARCH: arch }),
         signal: ctx.signal,
         onLine,
       });
     } else {
-      const uid = process.getuid?.() ?? 0;
-      const user = uid === 0 ? `${BUILDER_UID}:${BUILDER_UID}` : `${uid}:${process.getgid?.() ?? uid}`;
-      if (uid === 0) await chown(tmpDir, BUILDER_UID, BUILDER_UID);
-      await run(
-        engine,
-        [
-          'run', '--rm', '--name', name, '--network', 'none', '--user', user,
-          '--mount', `type=bind,src=${job.tree},dst=/src,readonly`,
-          '--mount', `type=bind,src=${tmpDir},dst=/out`,
-          '--mount', `type=volume,src=${GOCACHE_VOLUME},dst=/gocache`,
-          '-e', 'GOOS=linux', '-e', `GOARCH=${arch}`, '-e', 'CGO_ENABLED=0',
-          image, 'go', ...goArgs, '/out/kubelet', ctx.manifest.data.target,
-        ],
-        { signal: ctx.signal, onLine },
-      );
+      if ((process.getuid?.() ?? 0) === 0) await chown(tmpDir, BUILDER_UID, BUILDER_UID);
+      const args = builderRunArgs({
+        image,
+        tree: job.tree,
+        name,
+        mounts: [`type=bind,src=${tmpDir},dst=/out`],
+        env: { GOOS: 'linux', GOARCH: arch, CGO_ENABLED: '0' },
+        goArgs: [...goArgs, '/out/kubelet', ctx.manifest.data.target],
+      });
+      await run(engine, args, { signal: ctx.signal, onLine });
     }
     if (!(await exists(path.join(tmpDir, 'kubelet')))) throw new StageError(`the build of ${job.platform} produced no binary`, 'build');
     if ((process.getuid?.() ?? 1) === 0) await chown(path.join(tmpDir, 'kubelet'), 0, 0);

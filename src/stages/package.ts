@@ -1,14 +1,13 @@
 // package: what operators download. Per platform a deterministic kubelet tarball with sha256
 // and sha512 sums, and aggregate sums over everything in dist/.
 import path from 'node:path';
-import { readdir, stat } from 'node:fs/promises';
+import { readFile, readdir, stat } from 'node:fs/promises';
 import { buildDirAtomic, exists, fileHash, writeFileAtomic } from '../lib/fsutil.js';
 import { writeDeterministicTar } from '../lib/tarball.js';
 import { archOf } from '../manifest.js';
 import { run } from '../lib/exec.js';
 import { makeSpdxSbom, moduleHashesFromGoSum } from '../sbom.js';
 import { buildKubeletPathBundle, buildRuntimeImage, runtimeImageTag } from '../rke2/index.js';
-import { readFile } from 'node:fs/promises';
 import type { PackagedFile, Stage, StageContext, StageOutputs } from './types.js';
 
 async function describe(dir: string, name: string, kind: string, platform?: PackagedFile['platform']): Promise<PackagedFile> {

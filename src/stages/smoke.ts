@@ -6,6 +6,7 @@ import { readElf } from '../lib/elf.js';
 import { hasCommand, run } from '../lib/exec.js';
 import { writeFileAtomic } from '../lib/fsutil.js';
 import { archOf } from '../manifest.js';
+import { GO_BUILD_TAGS } from './build.js';
 import { formatMatrix, runPatchTests } from '../patchtests.js';
 import { labVerdict, runLab } from '../lab/index.js';
 import { StageError, type BuiltBinary, type SmokeCheck, type Stage, type StageContext } from './types.js';
@@ -16,7 +17,7 @@ export function hostArch(): string {
 
 /** Build settings `go version -m` must show for a release kubelet. */
 export function expectedBuildSettings(arch: string): string[] {
-  return ['-trimpath=true', 'CGO_ENABLED=0', `GOARCH=${arch}`, 'GOOS=linux', '-tags=selinux,notest'];
+  return ['-trimpath=true', 'CGO_ENABLED=0', `GOARCH=${arch}`, 'GOOS=linux', `-tags=${GO_BUILD_TAGS}`];
 }
 
 export async function binaryChecks(b: BuiltBinary): Promise<SmokeCheck[]> {
@@ -64,6 +65,7 @@ export const smokeStage: Stage<'smoke'> = {
         image: b.builderImage,
         stockTree: prev.source!.tree,
         stockCommit: prev.source!.treeCommit,
+        sourceDateEpoch: prev.source!.sourceDateEpoch,
         patchedTree: prev.patch!.tree,
         patchedCommit: prev.patch!.commit,
       });
