@@ -3,8 +3,8 @@
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import semver from 'semver';
-import { z } from 'zod';
+import { schemaProblems, z } from './lib/schema.js';
+import { compareVersionsDesc, isVersionTag, parseVersion } from './lib/version.js';
 
 export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 export const RELEASES_DIR = path.join(PROJECT_ROOT, 'releases');
@@ -13,7 +13,7 @@ const sha1Hex = z.string().regex(/^[0-9a-f]{40}$/, 'a 40-hex-digit commit SHA');
 const h1Hash = z.string().regex(/^h1:[A-Za-z0-9+/]{43}=$/, 'a Go module hash "h1:<base64 sha256>"');
 const semverTag = z
   .string()
-  .refine((v) => v.startsWith('v') && semver.valid(v) !== null, 'a semver tag such as v1.36.4');
+  .refine(isVersionTag, 'a semver tag such as v1.36.4');
 
 export const PLATFORMS = ['linux/amd64', 'linux/arm64'] as const;
 export type Platform = (typeof PLATFORMS)[number];
@@ -64,8 +64,8 @@ export const manifestSchema = z
     target: z.string().default('./cmd/kubelet'),
   })
   .superRefine((m, ctx) => {
-    const core = semver.parse(m.stamp.version);
-    const k8s = semver.parse(m.kubernetes.version);
+    const core = parseVersion(m.stamp.version);
+    const k8s = parseVersion(m.kubernetes.version);
     if (core && k8s && `${core.major}.${core.minor}.${core.patch}` !== `${k8s.major}.${k8s.minor}.${k8s.patch}`) {
       ctx.addIssue({
         code: 'custom',
@@ -93,16 +93,16 @@ export interface LoadedManifest {
 export class ManifestError extends Error {}
 
 export function parseManifest(file: string, raw: unknown): LoadedManifest {
-  const parsed = manifestSchema.safeParse(raw);
-  if (!parsed.success) {
-    const lines = parsed.error.issues.map((i) => `  ${i.path.join('.') || '(root)'}: ${i.message}`);
+  const parsed = schemaProblems(manifestSchema, raw);
+  if (!parsed.value) {
+    const lines = parsed.problems.map((p) => `  ${p}`);
     throw new ManifestError(`invalid release manifest ${file}:\n${lines.join('\n')}\nFix the field(s) above; the schema is in src/manifest.ts.`);
   }
   return {
     file,
     id: path.basename(file, '.json'),
-    data: parsed.data,
-    patchesDir: path.resolve(path.dirname(file), parsed.data.patches),
+    data: parsed.value,
+    patchesDir: path.resolve(path.dirname(file), parsed.value.patches),
   };
 }
 
@@ -122,7 +122,7 @@ export function listManifests(dir = RELEASES_DIR): LoadedManifest[] {
   return readdirSync(dir)
     .filter((f) => f.endsWith('.json'))
     .map((f) => loadManifestFile(path.join(dir, f)))
-    .sort((a, b) => semver.rcompare(a.data.kubernetes.version, b.data.kubernetes.version) || b.id.localeCompare(a.id));
+    .sort((a, b) => compareVersionsDesc(a.data.kubernetes.version, b.data.kubernetes.version) || b.id.localeCompare(a.id));
 }
 
 /** `--release`: a manifest id or version under releases/, or a path to a manifest file; default the newest. */
@@ -140,7 +140,7 @@ export function resolveManifest(release: string | undefined, dir = RELEASES_DIR)
 
 /** Minor series folder name for a version, e.g. v1.36.4 -> v1.36. */
 export function minorOf(version: string): string {
-  const v = semver.parse(version);
+  const v = parseVersion(version);
   if (!v) throw new ManifestError(`not a semver version: ${version}`);
   return `v${v.major}.${v.minor}`;
 }

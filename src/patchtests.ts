@@ -3,7 +3,7 @@
 // and pass on patched; the series' unit tests and the touched packages' own suites must pass.
 import path from 'node:path';
 import { copyFile, mkdir, readFile } from 'node:fs/promises';
-import { z } from 'zod';
+import { schemaProblems, z } from './lib/schema.js';
 import { run } from './lib/exec.js';
 import { buildDirAtomic, exists, writeFileAtomic } from './lib/fsutil.js';
 import { git, headCommit } from './lib/git.js';
@@ -20,9 +20,9 @@ export type SiteTests = z.infer<typeof siteTestsSchema>;
 
 export async function readSiteTests(patchesDir: string): Promise<SiteTests> {
   const file = path.join(patchesDir, 'site-tests.json');
-  const parsed = siteTestsSchema.safeParse(JSON.parse(await readFile(file, 'utf8')));
-  if (!parsed.success) throw new StageError(`invalid ${file}: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, 'smoke');
-  return parsed.data;
+  const parsed = schemaProblems(siteTestsSchema, JSON.parse(await readFile(file, 'utf8')));
+  if (!parsed.value) throw new StageError(`invalid ${file}: ${parsed.problems.join('; ')}`, 'smoke');
+  return parsed.value;
 }
 
 export type TestOutcome = 'PASS' | 'FAIL' | 'SKIP' | 'BUILD-FAIL' | 'NOT-RUN';

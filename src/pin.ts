@@ -3,10 +3,10 @@
 import path from 'node:path';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
-import semver from 'semver';
 import { exists, writeFileAtomic } from './lib/fsutil.js';
 import { git } from './lib/git.js';
 import { goEnv, goModDownload, type DownloadedModule } from './lib/gomod.js';
+import { isVersionTag, parseVersion } from './lib/version.js';
 import { RELEASES_DIR, minorOf, parseManifest, PLATFORMS, type ModulePin, type ReleaseManifest } from './manifest.js';
 import { StageError } from './stages/types.js';
 import type { Logger } from './lib/progress.js';
@@ -42,8 +42,8 @@ async function download(cwd: string, mods: string[], env: Record<string, string 
 
 export async function pinRelease(opts: PinOptions): Promise<PinResult> {
   const { version, log } = opts;
-  if (!version.startsWith('v') || !semver.valid(version)) throw new StageError(`"${version}" is not a Kubernetes version such as v1.36.4`, 'cli');
-  const v = semver.parse(version)!;
+  if (!isVersionTag(version)) throw new StageError(`"${version}" is not a Kubernetes version such as v1.36.4`, 'cli');
+  const v = parseVersion(version)!;
   const notes: string[] = [];
   const releasesDir = opts.releasesDir ?? RELEASES_DIR;
   const file = path.join(releasesDir, `${version}.json`);

@@ -2,12 +2,26 @@
 // (GitHub is not reachable here), built in the container for every platform, the patch
 // series' stock-vs-patched matrix, and the L1 LXC lab with the stock kubelet failing beside it.
 import { describe, expect, it } from 'vitest';
-import { readFile } from 'node:fs/promises';
+import { mkdtemp, readFile, readdir, rm } from 'node:fs/promises';
+import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { PROJECT_ROOT, resolveManifest } from '../src/manifest.js';
 import { runCli } from './helpers/fixture.js';
 import { fileHash } from '../src/lib/fsutil.js';
+import { runLab } from '../src/lab/index.js';
+import { labCacheDir } from '../src/stages/smoke.js';
+
+/** pids of this process's lab guests (qemu's 9p share lies in <lab cache>/work/run-<our pid>-...). */
+async function ourQemuPids(): Promise<number[]> {
+  const pids: number[] = [];
+  for (const name of await readdir('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    const cmd = await readFile(`/proc/${name}/cmdline`, 'utf8').catch(() => '');
+    if (cmd.startsWith('qemu-system-x86_64\0') && cmd.includes(`/run-${process.pid}-`)) pids.push(Number(name));
+  }
+  return pids;
+}
 
 const manifest = resolveManifest(undefined);
 const workdir = process.env.KUBELET_LXC_REAL_WORKDIR ?? path.join(PROJECT_ROOT, 'work');
@@ -70,6 +84,47 @@ describe(`real kubelet ${manifest.id}`, () => {
     const l1 = out.smoke.filter((c) => c.level === 'L1');
     expect(l1).toHaveLength(1);
     expect(l1[0]!.ok).toBe(true);
+  });
+
+  it('boots the lab guest again when it dies in the middle of a run, and says so in the report', async () => {
+    const bin = (variant: string) => out.binaries.find((b) => b.variant === variant && b.platform === 'linux/amd64')!.path;
+    const outDir = await mkdtemp(path.join(os.tmpdir(), 'lab-restart-'));
+    const lines: string[] = [];
+    let killed: number[] = [];
+    try {
+      const report = await runLab({
+        kubelets: { stock: bin('stock'), patched: bin('patched') },
+        cacheDir: labCacheDir(),
+        outDir,
+        profiles: ['lxc-default'],
+        log: (l) => {
+          lines.push(l);
+          // qemu ends (exit 0 on SIGTERM) while the first run's container is starting
+          if (l.includes('[1/2] profile lxc-default, stock kubelet') && !killed.length) {
+            setTimeout(() => {
+              void ourQemuPids().then((pids) => {
+                killed = pids;
+                for (const p of pids) process.kill(p, 'SIGTERM');
+              });
+            }, 3000);
+          }
+        },
+      });
+      expect(killed).toHaveLength(1);
+      expect(report.guestRestarts).toHaveLength(1);
+      expect(report.guestRestarts[0]).toMatchObject({ boot: 1, duringRun: '01-lxc-default-stock', qemuExit: '0' });
+      expect(report.guestRestarts[0]!.consoleTail.join('\n')).toMatch(/terminating on signal 15/);
+      expect(lines.join('\n')).toMatch(/the guest ended during run 01-lxc-default-stock \(qemu exit 0\), 2 runs left/);
+      expect(report.runs.map((r) => [r.id, r.completed, r.passed])).toEqual([
+        ['01-lxc-default-stock', true, true],
+        ['02-lxc-default-patched', true, true],
+      ]);
+      expect(report.verdict.ok).toBe(true);
+      expect(await readFile(path.join(outDir, 'lab-report.txt'), 'utf8')).toMatch(/guest restart: boot 1 ended during run 01-lxc-default-stock \(qemu exit 0\)/);
+      expect((await readdir(outDir)).sort()).toEqual(expect.arrayContaining(['console.log', 'console.boot2.log', 'guest.log', 'guest.boot2.log']));
+    } finally {
+      await rm(outDir, { recursive: true, force: true });
+    }
   });
 
   it('packages the RKE2 bundle, runtime images (plain and zstd), config snippets, SBOMs and sums', async () => {

@@ -220,9 +220,13 @@ describe('report', () => {
       runs,
       steps: [{ step: 'boot', seconds: 20, budgetSeconds: 180, overBudget: false }],
       labProblems: [],
+      guestRestarts: [
+        { boot: 1, duringRun: '03-H-stock', qemuExit: '0', consoleTail: ['@@LAB run-start 03-H-stock H stock', 'Kernel panic - not syncing: test'], guestLogTail: [] },
+      ],
     };
     const report: LabReport = { ...base, verdict: labVerdict(base) };
     const text = renderReport(report);
+    expect(text).toContain('guest restart: boot 1 ended during run 03-H-stock (qemu exit 0); the runs left went to boot 2. Last console line: Kernel panic - not syncing: test');
     expect(text).toMatch(/^kubelet-lxc lab \(smoke L1\): FAIL\n/);
     expect(text).toContain('qemu TCG, guest abc (cached)');
     expect(text).toContain('lxc 1:6.0.4, lxcfs 6.0.4, containerd 1.7.24, runc 1.1.15');

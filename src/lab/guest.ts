@@ -6,7 +6,7 @@
 // place when complete: an interrupted build never leaves a half-made guest where a
 // finished one is expected.
 import { createHash, randomBytes } from 'node:crypto';
-import { chmod, copyFile, mkdir, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, copyFile, mkdir, readFile, readdir, readlink, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { buildLabImages } from './images.js';
 import { hostDebianMirror } from './mirror.js';
@@ -75,13 +75,39 @@ async function exists(p: string): Promise<boolean> {
 }
 
 /** Whether a process exists (EPERM: it exists but is not ours). */
-export function pidAlive(pid: number): boolean {
+function pidAlive(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+const OWNER_FILE = '.owner';
+/** A directory of another PID namespace (another container on the same cache) is only abandoned when this old. */
+const FOREIGN_LEFTOVER_MS = 24 * 3600_000;
+
+async function pidNamespace(): Promise<string> {
+  return readlink('/proc/self/ns/pid').catch(() => '');
+}
+
+/** Records which PID namespace the directory's pid belongs to (see ownerGone). */
+export async function claimDir(dir: string): Promise<void> {
+  await writeFile(join(dir, OWNER_FILE), `${await pidNamespace()}\n`);
+}
+
+/**
+ * Whether the process that made dir (named with its pid) is gone. Checked by pid only
+ * within the PID namespace that claimed the directory: in another one (two containers
+ * sharing a cache) the same pid means nothing, and only the directory's age says so.
+ */
+export async function ownerGone(dir: string, pid: number): Promise<boolean> {
+  const ns = await pidNamespace();
+  const owner = (await readFile(join(dir, OWNER_FILE), 'utf8').catch(() => '')).trim();
+  if (ns && owner === ns) return !pidAlive(pid);
+  const st = await stat(dir).catch(() => undefined);
+  return !st || Date.now() - st.mtimeMs > FOREIGN_LEFTOVER_MS;
 }
 
 /** Unmounts everything mounted below dir (an interrupted debootstrap leaves /proc, /sys, maybe /dev there). */
@@ -107,7 +133,7 @@ async function removeBuildDir(dir: string): Promise<void> {
 async function removeStaleBuilds(cacheDir: string, log: (l: string) => void): Promise<void> {
   for (const name of await readdir(cacheDir).catch(() => [] as string[])) {
     const m = /^\.tmp-guest-[0-9a-f]+-(\d+)-[0-9a-f]+$/.exec(name);
-    if (m?.[1] && !pidAlive(Number(m[1]))) {
+    if (m?.[1] && (await ownerGone(join(cacheDir, name), Number(m[1])))) {
       log(`guest: removing the leftover of an interrupted build: ${name}`);
       await removeBuildDir(join(cacheDir, name));
     }
@@ -155,6 +181,7 @@ export async function ensureGuest(opts: EnsureGuestOptions): Promise<GuestImage>
   const tmp = join(cacheDir, `.tmp-guest-${key}-${process.pid}-${randomBytes(4).toString('hex')}`);
   const rootfs = join(tmp, 'rootfs');
   await mkdir(tmp, { recursive: true });
+  await claimDir(tmp);
   try {
     const mirror = opts.mirror ?? (await hostDebianMirror());
     const debs = join(cacheDir, 'debs');

@@ -4,17 +4,17 @@
 // stock and the patched kubelet. See lab/README.md.
 import { createHash } from 'node:crypto';
 import { createReadStream } from 'node:fs';
-import { access, constants, copyFile, cp, link, mkdir, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { access, constants, copyFile, cp, link, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { execa } from 'execa';
-import { ensureGuest, pidAlive, type GuestImage } from './guest.js';
+import { spawnChild } from '../lib/exec.js';
+import { claimDir, ensureGuest, ownerGone, type GuestImage } from './guest.js';
 import { labFile } from './paths.js';
 import { LabAbortError, have, run } from './proc.js';
 import { compileProfile, loadProfiles, selectProfiles, type LabProfile } from './profiles.js';
 import { chooseAccel, QEMU, startVm, type VmHandle } from './qemu.js';
 import { readRunDir } from './results.js';
 import { renderReport } from './table.js';
-import { KUBELET_KINDS, type KubeletKind, type LabOptions, type LabProfileSummary, type LabReport, type LabRun, type LabStepTiming } from './types.js';
+import { KUBELET_KINDS, type KubeletKind, type LabGuestRestart, type LabOptions, type LabProfileSummary, type LabReport, type LabRun, type LabStepTiming } from './types.js';
 import { labVerdict } from './verdict.js';
 
 export { labVerdict, type LabVerdict } from './verdict.js';
@@ -33,6 +33,9 @@ export const STEP_BUDGETS = Object.freeze({
   runOverhead: 150,
   shutdown: 60,
 });
+
+/** Boots of the guest per lab: the second one only when the first ended before its runs were done. */
+const MAX_GUEST_BOOTS = 2;
 
 /** Files of lab/ the guest reads at run time over 9p. */
 const RUNTIME_FILES = ['guest-main.sh', 'ct-init.sh', 'lxc.conf.in', 'containerd.toml', 'kubelet-config.yaml', 'static-pod.yaml'];
@@ -75,14 +78,25 @@ async function checkHostTools(): Promise<void> {
 }
 
 async function kubeletVersion(path: string): Promise<string> {
-  const r = await execa(path, ['--version'], { reject: false, timeout: 30_000 });
+  const r = await spawnChild(path, ['--version'], { timeoutMs: 30_000 });
   return String(r.stdout || r.stderr).trim().split('\n')[0] ?? 'unknown';
+}
+
+/** The last n non-empty lines of a text file ([] when it is missing). */
+async function tailLines(p: string, n: number): Promise<string[]> {
+  const text = await readFile(p, 'utf8').catch(() => '');
+  return text
+    .split(/\r?\n/)
+    // the console carries terminal escapes; keep printable text only
+    .map((l) => [...l].filter((c) => c >= ' ' && c !== '\x7f').join('').trimEnd())
+    .filter((l) => l.trim())
+    .slice(-n);
 }
 
 async function removeStaleWork(workRoot: string): Promise<void> {
   for (const name of await readdir(workRoot).catch(() => [] as string[])) {
     const m = /^run-(\d+)-/.exec(name);
-    if (m?.[1] && !pidAlive(Number(m[1]))) await rm(join(workRoot, name), { recursive: true, force: true });
+    if (m?.[1] && (await ownerGone(join(workRoot, name), Number(m[1])))) await rm(join(workRoot, name), { recursive: true, force: true });
   }
 }
 
@@ -170,7 +184,9 @@ export async function runLab(opts: LabOptions): Promise<LabReport> {
 
   const labProblems: string[] = [];
   let vm: VmHandle | undefined;
+  let overrun = false;
   const clock = new StepClock((step, budget) => {
+    overrun = true;
     labProblems.push(`step ${step} exceeded its time budget of ${budget} s: stopped`);
     log(`lab: step ${step} exceeded its budget of ${budget} s, stopping the guest`);
     void vm?.kill();
@@ -197,6 +213,7 @@ export async function runLab(opts: LabOptions): Promise<LabReport> {
   let aborted = false;
   try {
     await mkdir(join(share, 'lab'), { recursive: true });
+    await claimDir(workDir);
     await mkdir(join(share, 'profiles'));
     await mkdir(join(share, 'out'));
     for (const f of RUNTIME_FILES) await copyFile(labFile(f), join(share, 'lab', f));
@@ -211,16 +228,17 @@ export async function runLab(opts: LabOptions): Promise<LabReport> {
     const kubeletDisk = join(workDir, 'kubelets.img');
     await run('mkfs.ext4', ['-q', '-F', '-L', 'labkubelets', '-d', kdir, kubeletDisk, `${Math.ceil(kbytes / 1048576) + 64}M`], { signal });
     for (const p of profiles) await writeFile(join(share, 'profiles', `${p.id}.txt`), compileProfile(p));
-    await writeFile(join(share, 'runs.txt'), runs.map((r) => `${r.id} ${r.profile.id} ${r.kubelet} ${deadline} ${settle}\n`).join(''));
     await rm(runsOut, { recursive: true, force: true });
     await mkdir(runsOut, { recursive: true });
+    for (const name of await readdir(outDir)) if (/^(console|guest)\.boot\d+\.log$/.test(name)) await rm(join(outDir, name), { force: true });
 
-    // 3. boot and watch the console
+    // 3. boot and watch the console; a guest that ends before its runs are done (a crash,
+    // a kernel panic, qemu killed from outside) is booted once more for the runs left,
+    // and the restart is recorded in the report with the console's last lines.
     const accel = await chooseAccel(opts.kvm ?? 'auto', log);
     const results = new Map<string, LabRun>();
     const pending: Promise<void>[] = [];
     const total = runs.length;
-    let index = 0;
     const collect = async (id: string): Promise<void> => {
       const r = runs.find((x) => x.id === id);
       if (!r) return;
@@ -239,67 +257,103 @@ export async function runLab(opts: LabOptions): Promise<LabReport> {
           (run.passed ? '' : ` ${run.firstError ? '- ' + run.firstError.slice(0, 160) : '- ' + run.endReason}`),
       );
     };
-    log(`lab: booting the guest (qemu ${accel.toUpperCase()}, 2 vCPUs, ${opts.memoryMiB ?? 3072} MiB), ${total} runs`);
-    clock.start('boot', STEP_BUDGETS.boot);
-    let fatal: string | undefined;
-    vm = startVm({
-      guest,
-      kubeletDisk,
-      shareDir: share,
-      accel,
-      memoryMiB: opts.memoryMiB ?? 3072,
-      consoleLog: join(outDir, 'console.log'),
-      onMarker: (event, args) => {
-        switch (event) {
-          case 'guest-up':
-            clock.start('guest-setup', STEP_BUDGETS.guestSetup);
-            log(`lab: guest up (${args[0] ?? '?'} s after power-on)`);
-            break;
-          case 'lxcfs-up':
-            log('lab: guest: cgroup2, lxcfs and the bridge are ready');
-            break;
-          case 'kubelets-ready':
-            log(`lab: guest: kubelet disk mounted (${args.join(' ')})`);
-            break;
-          case 'run-start': {
-            index++;
-            clock.start(`run ${args[0]}`, deadline + STEP_BUDGETS.runOverhead);
-            log(`lab: [${index}/${total}] profile ${args[1]}, ${args[2]} kubelet`);
-            break;
+    const guestRestarts: LabGuestRestart[] = [];
+    let remaining = runs;
+    for (let boot = 1; ; boot++) {
+      await writeFile(join(share, 'runs.txt'), remaining.map((r) => `${r.id} ${r.profile.id} ${r.kubelet} ${deadline} ${settle}\n`).join(''));
+      for (const r of remaining) await rm(join(share, 'out', r.id), { recursive: true, force: true });
+      const suffix = boot === 1 ? '' : `.boot${boot}`;
+      const consoleLog = join(outDir, `console${suffix}.log`);
+      const guestLog = join(outDir, `guest${suffix}.log`);
+      const ended = new Set<string>();
+      let current: string | undefined;
+      let allDone = false;
+      let fatal: string | undefined;
+      log(`lab: booting the guest (qemu ${accel.toUpperCase()}, 2 vCPUs, ${opts.memoryMiB ?? 3072} MiB), ${remaining.length} runs${boot > 1 ? ` (boot ${boot})` : ''}`);
+      clock.start(boot === 1 ? 'boot' : `boot ${boot}`, STEP_BUDGETS.boot);
+      vm = startVm({
+        guest,
+        kubeletDisk,
+        shareDir: share,
+        accel,
+        memoryMiB: opts.memoryMiB ?? 3072,
+        consoleLog,
+        onMarker: (event, args) => {
+          switch (event) {
+            case 'guest-up':
+              clock.start(boot === 1 ? 'guest-setup' : `guest-setup ${boot}`, STEP_BUDGETS.guestSetup);
+              log(`lab: guest up (${args[0] ?? '?'} s after power-on)`);
+              break;
+            case 'lxcfs-up':
+              log('lab: guest: cgroup2, lxcfs and the bridge are ready');
+              break;
+            case 'kubelets-ready':
+              log(`lab: guest: kubelet disk mounted (${args.join(' ')})`);
+              break;
+            case 'run-start': {
+              const index = runs.findIndex((r) => r.id === args[0]) + 1;
+              current = args[0];
+              clock.start(`run ${args[0]}`, deadline + STEP_BUDGETS.runOverhead);
+              log(`lab: [${index}/${total}] profile ${args[1]}, ${args[2]} kubelet`);
+              break;
+            }
+            case 'run-end':
+              clock.end();
+              current = undefined;
+              if (args[0]) {
+                ended.add(args[0]);
+                pending.push(collect(args[0]));
+              }
+              break;
+            case 'all-done':
+              allDone = true;
+              clock.start('shutdown', STEP_BUDGETS.shutdown);
+              break;
+            case 'fatal':
+              fatal = args.join(' ');
+              labProblems.push(`guest: ${fatal}`);
+              log(`lab: guest failed: ${fatal}`);
+              break;
           }
-          case 'run-end':
-            clock.end();
-            if (args[0]) pending.push(collect(args[0]));
-            break;
-          case 'all-done':
-            clock.start('shutdown', STEP_BUDGETS.shutdown);
-            break;
-          case 'fatal':
-            fatal = args.join(' ');
-            labProblems.push(`guest: ${fatal}`);
-            log(`lab: guest failed: ${fatal}`);
-            break;
-        }
-      },
-    });
-    const onAbort = (): void => {
-      aborted = true;
-      log('lab: interrupted, stopping the guest');
-      void vm?.kill();
-    };
-    signal?.addEventListener('abort', onAbort, { once: true });
-    if (signal?.aborted) onAbort();
-    let exit: { exitCode: number | null; signal: string | null };
-    try {
-      exit = await vm.done;
-    } finally {
-      signal?.removeEventListener('abort', onAbort);
+        },
+      });
+      const onAbort = (): void => {
+        aborted = true;
+        log('lab: interrupted, stopping the guest');
+        void vm?.kill();
+      };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      if (signal?.aborted) onAbort();
+      let exit: { exitCode: number | null; signal: string | null };
+      try {
+        exit = await vm.done;
+      } finally {
+        signal?.removeEventListener('abort', onAbort);
+      }
+      clock.end();
+      await Promise.all(pending);
+      if (aborted) throw new LabAbortError();
+      await cp(join(share, 'out', 'guest.log'), guestLog).catch(() => undefined);
+      remaining = remaining.filter((r) => !ended.has(r.id));
+      const exitText = exit.exitCode ?? exit.signal ?? '?';
+      if (allDone || fatal || overrun || remaining.length === 0) {
+        if (exit.exitCode !== 0 && !fatal && !overrun) labProblems.push(`qemu exited ${exitText}: see ${consoleLog}`);
+        break;
+      }
+      const consoleTail = await tailLines(consoleLog, 20);
+      const guestTail = await tailLines(guestLog, 10);
+      const what = `the guest ended ${current ? `during run ${current}` : 'before its runs'} (qemu exit ${exitText}), ${remaining.length} runs left`;
+      log(`lab: ${what}; the console's last lines (${consoleLog}):`);
+      for (const l of consoleTail) log(`lab:   | ${l}`);
+      log(`lab: the guest script's last lines (${guestLog}):`);
+      for (const l of guestTail) log(`lab:   | ${l}`);
+      if (boot >= MAX_GUEST_BOOTS) {
+        labProblems.push(`${what}, on each of ${MAX_GUEST_BOOTS} boots; last console line: ${consoleTail.at(-1) ?? '(none)'}; see ${consoleLog}`);
+        break;
+      }
+      guestRestarts.push({ boot, duringRun: current ?? null, qemuExit: String(exitText), consoleTail, guestLogTail: guestTail });
+      log(`lab: booting the guest again for the ${remaining.length} runs left (recorded in the report)`);
     }
-    clock.end();
-    await Promise.all(pending);
-    if (aborted) throw new LabAbortError();
-    if (exit.exitCode !== 0 && !fatal) labProblems.push(`qemu exited ${exit.exitCode ?? exit.signal}: see ${join(outDir, 'console.log')}`);
-    await cp(join(share, 'out', 'guest.log'), join(outDir, 'guest.log')).catch(() => undefined);
 
     // 4. the report
     const allRuns: LabRun[] = [];
@@ -321,6 +375,7 @@ export async function runLab(opts: LabOptions): Promise<LabReport> {
       runs: allRuns,
       steps: clock.steps,
       labProblems,
+      guestRestarts,
     };
     const report: LabReport = { ...base, verdict: labVerdict(base) };
     await writeFile(join(outDir, 'lab-report.json'), JSON.stringify(report, null, 2) + '\n');

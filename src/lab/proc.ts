@@ -4,7 +4,7 @@
 // terminal reaches them too, and run under `setpriv --pdeathsig TERM` so that a lab
 // process killed outright does not leave them running.
 import { readFileSync, readdirSync } from 'node:fs';
-import { execa } from 'execa';
+import { spawnChild } from '../lib/exec.js';
 
 export interface RunOptions {
   signal?: AbortSignal;
@@ -74,15 +74,7 @@ function killTree(pid: number | undefined, sig: NodeJS.Signals): void {
 /** Runs a command; rejects on non-zero exit, timeout or abort (after the process group is gone). */
 export async function run(cmd: string, args: string[], opts: RunOptions = {}): Promise<RunResult> {
   if (opts.signal?.aborted) throw new LabAbortError();
-  const child = execa('setpriv', ['--pdeathsig', 'TERM', '--', cmd, ...args], {
-    cwd: opts.cwd,
-    env: opts.env,
-    reject: false,
-    stdin: 'ignore',
-    all: false,
-    lines: false,
-    stripFinalNewline: true,
-  });
+  const child = spawnChild('setpriv', ['--pdeathsig', 'TERM', '--', cmd, ...args], { cwd: opts.cwd, env: opts.env });
   let why: 'abort' | 'timeout' | undefined;
   const stop = (reason: 'abort' | 'timeout'): void => {
     why ??= reason;
@@ -123,6 +115,6 @@ export async function run(cmd: string, args: string[], opts: RunOptions = {}): P
 
 /** Whether a command is on the PATH. */
 export async function have(cmd: string): Promise<boolean> {
-  const r = await execa('sh', ['-c', 'command -v "$1"', 'sh', cmd], { reject: false });
+  const r = await spawnChild('sh', ['-c', 'command -v "$1"', 'sh', cmd]);
   return r.exitCode === 0;
 }

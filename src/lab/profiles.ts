@@ -1,7 +1,7 @@
 // Fault profiles: data in lab/profiles.json, validated here, resolved (include), and
 // compiled into the line format lab/ct-init.sh reads inside the container.
 import { readFileSync } from 'node:fs';
-import { z } from 'zod';
+import { schemaProblems, z } from '../lib/schema.js';
 import { labFile } from './paths.js';
 
 // Paths and globs are used unquoted by the container's shell (globs must expand):
@@ -53,7 +53,9 @@ export interface LabProfile {
 
 /** Validates the profile file's content and resolves includes (no cycles, no unknown ids). */
 export function parseProfiles(data: unknown): LabProfile[] {
-  const parsed = profilesFileSchema.parse(data);
+  const checked = schemaProblems(profilesFileSchema, data);
+  if (!checked.value) throw new Error(`invalid lab profiles (lab/profiles.json): ${checked.problems.join('; ')}`);
+  const parsed = checked.value;
   const byId = new Map<string, ProfileDef>();
   for (const p of parsed.profiles) {
     if (byId.has(p.id)) throw new Error(`profile ${p.id} is defined twice`);

@@ -5,7 +5,7 @@
 import { createWriteStream } from 'node:fs';
 import { access, constants } from 'node:fs/promises';
 import { createInterface } from 'node:readline';
-import { execa, type ResultPromise } from 'execa';
+import { spawnChild, type ChildProcess } from '../lib/exec.js';
 import type { GuestImage } from './guest.js';
 
 export type Accel = 'kvm' | 'tcg';
@@ -66,10 +66,8 @@ export async function chooseAccel(mode: 'auto' | 'on' | 'off', log: (l: string) 
   try {
     await access('/dev/kvm', constants.R_OK | constants.W_OK);
     // paused (-S) probe: qemu fails at once when it cannot set the vCPU up
-    const probe = execa(QEMU, ['-accel', 'kvm', '-machine', 'q35', '-cpu', 'host', '-m', '64', '-nodefaults', '-display', 'none', '-monitor', 'none', '-S'], {
-      reject: false,
-      stdin: 'ignore',
-      timeout: 2500,
+    const probe = spawnChild(QEMU, ['-accel', 'kvm', '-machine', 'q35', '-cpu', 'host', '-m', '64', '-nodefaults', '-display', 'none', '-monitor', 'none', '-S'], {
+      timeoutMs: 2500,
     });
     const r = await probe;
     if (r.timedOut) return 'kvm';
@@ -112,16 +110,10 @@ export function startVm(o: StartVmOptions): VmHandle {
     memoryMiB: o.memoryMiB,
     cpus: 2,
   });
-  const child: ResultPromise = execa('setpriv', ['--pdeathsig', 'KILL', '--', QEMU, ...args], {
-    reject: false,
-    stdin: 'ignore',
-    buffer: false,
-    forceKillAfterDelay: 5000,
-    cleanup: true,
-  });
+  const child: ChildProcess = spawnChild('setpriv', ['--pdeathsig', 'KILL', '--', QEMU, ...args], { buffer: false, forceKillAfterDelayMs: 5000 });
   const consoleOut = createWriteStream(o.consoleLog);
   if (child.stdout) {
-    child.stdout.pipe(consoleOut);
+    child.stdout.pipe(consoleOut, { end: false });
     const rl = createInterface({ input: child.stdout });
     rl.on('line', (line) => {
       const at = line.indexOf('@@LAB ');
@@ -133,6 +125,8 @@ export function startVm(o: StartVmOptions): VmHandle {
   child.stderr?.pipe(consoleOut, { end: false });
   const done = (async () => {
     const r = await child;
+    // both streams are drained once execa settles: close the log so readers see all of it
+    await new Promise<void>((res) => consoleOut.end(res));
     return { exitCode: r.exitCode ?? null, signal: r.signal ?? null };
   })();
   let killing: Promise<void> | undefined;

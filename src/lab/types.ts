@@ -86,6 +86,20 @@ export interface LabProfileSummary {
   reason: string;
 }
 
+/** A guest boot that ended before its runs were done; the runs left went to the next boot. */
+export interface LabGuestRestart {
+  /** the boot that ended early (1 = the first) */
+  boot: number;
+  /** the run the guest was in when it ended (null: between runs or before the first) */
+  duringRun: string | null;
+  /** qemu's exit code or signal */
+  qemuExit: string;
+  /** the serial console's last lines (console.log of that boot) */
+  consoleTail: string[];
+  /** the guest script's last lines (its set -x trace, guest.log of that boot) */
+  guestLogTail: string[];
+}
+
 export interface LabReport {
   schema: 1;
   startedAt: string;
@@ -99,5 +113,7 @@ export interface LabReport {
   steps: LabStepTiming[];
   /** problems found by the lab itself (budget overrun, guest failure), besides the verdict's */
   labProblems: string[];
+  /** guest boots that ended early and were followed by another boot for the runs left */
+  guestRestarts: LabGuestRestart[];
   verdict: { ok: boolean; problems: string[] };
 }

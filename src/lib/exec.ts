@@ -1,5 +1,5 @@
 // The one seam to execa: every process runs from an argument array, never a shell string.
-import { execa, ExecaError, type Options } from 'execa';
+import { execa, ExecaError, type Options, type ResultPromise } from 'execa';
 
 export interface RunOptions {
   cwd?: string;
@@ -101,4 +101,38 @@ export async function hasCommand(file: string, versionArgs: string[] = ['--versi
   } catch {
     return false;
   }
+}
+
+/** Options of a child the caller manages itself (see spawnChild). */
+export interface ChildOptions {
+  cwd?: string;
+  env?: Record<string, string | undefined>;
+  /** keep output in memory for the result (default true); false for endless output read from child.stdout */
+  buffer?: boolean;
+  timeoutMs?: number;
+  /** SIGKILL this long after a kill() that did not end it */
+  forceKillAfterDelayMs?: number;
+  /** kill the child when this process exits */
+  cleanup?: boolean;
+}
+
+/** A running child process: its streams, pid, kill(); awaiting it gives the result and never rejects. */
+export type ChildProcess = ResultPromise;
+
+/**
+ * A child the caller watches and ends itself (the lab's qemu, commands whose whole process
+ * tree must go on abort): stdin is /dev/null, a non-zero exit is a result, not an error.
+ */
+export function spawnChild(file: string, args: readonly string[], opts: ChildOptions = {}): ChildProcess {
+  return execa(file, args, {
+    cwd: opts.cwd,
+    env: opts.env,
+    reject: false,
+    stdin: 'ignore',
+    buffer: opts.buffer ?? true,
+    timeout: opts.timeoutMs,
+    forceKillAfterDelay: opts.forceKillAfterDelayMs ?? true,
+    cleanup: opts.cleanup ?? true,
+    stripFinalNewline: true,
+  });
 }

@@ -6,9 +6,9 @@
 // with the right bytes, and only then publish it. Rerunning converges: what is already there
 // with the same checksum is skipped, what an interrupted run left half-made is removed and
 // uploaded again.
-import semver from 'semver';
 import type { LoadedManifest } from '../manifest.js';
 import type { Logger } from '../lib/progress.js';
+import { isPrerelease } from '../lib/version.js';
 import { AssetError, readAssets, SUMS_NAME, type LocalAsset } from './assets.js';
 import { DEFAULT_RETRY, GitHubClient, GitHubError, scrub, scrubbingLogger, type RemoteAsset, type RemoteRelease, type RetryPolicy } from './github.js';
 
@@ -279,7 +279,7 @@ async function publish(opts: PublishOptions, token: string, log: Logger): Promis
       tag,
       name,
       body: releaseBody(manifest, opts.repo, assets),
-      prerelease: (semver.prerelease(tag) ?? []).length > 0,
+      prerelease: isPrerelease(tag),
       targetCommitish: opts.env.GITHUB_SHA || undefined,
     });
     report.release = { id: release.id, url: release.htmlUrl, origin: 'created', draft: release.draft };

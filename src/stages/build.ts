@@ -3,9 +3,9 @@
 import path from 'node:path';
 import os from 'node:os';
 import { chown, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import semver from 'semver';
 import { exists, fileHash, readJson } from '../lib/fsutil.js';
 import { run } from '../lib/exec.js';
+import { parseVersion } from '../lib/version.js';
 import { isClean } from '../lib/git.js';
 import { BUILDER_UID, builderRunArgs, ensureBuilderImage, hostGoEnv, hostGoroot, resolveEngine } from '../lib/engine.js';
 import { archOf, type Platform } from '../manifest.js';
@@ -21,7 +21,7 @@ export interface VersionStamp {
 }
 
 export function makeStamp(version: string, commit: string, sourceDateEpoch: number): VersionStamp {
-  const v = semver.parse(version);
+  const v = parseVersion(version);
   if (!v) throw new StageError(`version stamp "${version}" is not valid semver`, 'build');
   return {
     gitVersion: version,

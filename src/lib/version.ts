@@ -1,0 +1,30 @@
+// The one seam to semver: Kubernetes and stamp versions ("v1.36.4", "v1.36.4+rke2r1").
+import semver from 'semver';
+
+export interface VersionParts {
+  major: number;
+  minor: number;
+  patch: number;
+  prerelease: readonly (string | number)[];
+  build: readonly string[];
+}
+
+/** The parts of a semver version (a leading v is allowed), or undefined when it is none. */
+export function parseVersion(version: string): VersionParts | undefined {
+  const v = semver.parse(version);
+  return v ? { major: v.major, minor: v.minor, patch: v.patch, prerelease: v.prerelease, build: v.build } : undefined;
+}
+
+/** A Kubernetes-style tag: "v" and a valid semver version. */
+export function isVersionTag(version: string): boolean {
+  return version.startsWith('v') && semver.valid(version) !== null;
+}
+
+/** Newest first (for sort). */
+export function compareVersionsDesc(a: string, b: string): number {
+  return semver.rcompare(a, b);
+}
+
+export function isPrerelease(version: string): boolean {
+  return (semver.prerelease(version) ?? []).length > 0;
+}
