@@ -31,10 +31,14 @@ export interface PinResult {
 }
 
 async function download(cwd: string, mods: string[], env: Record<string, string | undefined>, log: Logger): Promise<{ got: DownloadedModule[]; sumdb: boolean }> {
-  let got = await goModDownload(cwd, mods, env, (l) => log.detail(l));
+  // progress: go's own "go: downloading ..." lines, not the JSON answer
+  const progress = (l: string): void => {
+    if (l.startsWith('go: ')) log.detail(l);
+  };
+  let got = await goModDownload(cwd, mods, env, progress);
   if (got.some((g) => g.Error && /sumdb|checksum database|verifying/i.test(g.Error) && !/mismatch/i.test(g.Error))) {
     // The checksum database does not know (or cannot be asked about) this version: pin on first use, and say so.
-    got = await goModDownload(cwd, mods, { ...env, GONOSUMDB: mods.map((m) => m.split('@')[0]).join(',') }, (l) => log.detail(l));
+    got = await goModDownload(cwd, mods, { ...env, GONOSUMDB: mods.map((m) => m.split('@')[0]).join(',') }, progress);
     return { got, sumdb: false };
   }
   return { got, sumdb: true };
