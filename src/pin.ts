@@ -4,6 +4,7 @@ import path from 'node:path';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import { exists, writeFileAtomic } from './lib/fsutil.js';
+import { run } from './lib/exec.js';
 import { git } from './lib/git.js';
 import { goEnv, goModDownload, type DownloadedModule } from './lib/gomod.js';
 import { isVersionTag, parseVersion } from './lib/version.js';
@@ -44,6 +45,22 @@ async function download(cwd: string, mods: string[], env: Record<string, string 
   return { got, sumdb: true };
 }
 
+/**
+ * The proxy's own .info of k8s.io/kubernetes@version (its Time is the tag's commit time),
+ * through a private module cache: the shared cache's .info can have been rewritten by a
+ * go command run inside a git checkout (VCS origin, that day's time).
+ */
+async function proxyInfo(cwd: string, version: string, env: Record<string, string | undefined>): Promise<{ Time: string }> {
+  const res = await run('go', ['list', '-m', '-json', `k8s.io/kubernetes@${version}`], {
+    cwd,
+    env: { ...env, GOMODCACHE: path.join(cwd, 'modcache'), GOFLAGS: '-mod=mod -modcacherw' },
+    reject: false,
+  });
+  const info = res.exitCode === 0 ? (JSON.parse(res.stdout) as { Time?: string }) : {};
+  if (!info.Time) throw new StageError(`the Go module proxy gave no commit time for k8s.io/kubernetes@${version}: ${res.stderr.trim() || 'empty answer'}`, 'cli');
+  return { Time: info.Time };
+}
+
 export async function pinRelease(opts: PinOptions): Promise<PinResult> {
   const { version, log } = opts;
   if (!isVersionTag(version)) throw new StageError(`"${version}" is not a Kubernetes version such as v1.36.4`, 'cli');
@@ -64,7 +81,7 @@ export async function pinRelease(opts: PinOptions): Promise<PinResult> {
       step.fail();
       throw new StageError(`the Go module proxy does not serve k8s.io/kubernetes@${version}: ${r?.Error ?? 'no answer'}`, 'cli');
     }
-    const info = JSON.parse(await readFile(r.Info!, 'utf8')) as { Time: string };
+    const info = await proxyInfo(work, version, env);
     const goVersion = (await readFile(path.join(r.Dir, '.go-version'), 'utf8').catch(() => '')).trim();
     if (!/^\d+\.\d+(\.\d+)?$/.test(goVersion)) throw new StageError(`k8s.io/kubernetes@${version} has no usable .go-version (got "${goVersion}")`, 'cli');
     const work_ = await readFile(path.join(r.Dir, 'go.work'), 'utf8');

@@ -53,6 +53,19 @@ describe('goproxy source', () => {
     await writeFile(manifestFile, `${JSON.stringify(m, null, 2)}\n`);
   });
 
+  it("pin takes the commit time from the proxy, not from a .info the shared module cache had rewritten", async () => {
+    // What a go command run inside a git checkout of the tag leaves behind: a VCS origin and that day's time.
+    const info = path.join(root, 'modcache', 'cache', 'download', 'k8s.io', 'kubernetes', '@v', `${FIXTURE_VERSION}.info`);
+    await execa('chmod', ['u+w', info]);
+    await writeFile(info, JSON.stringify({ Version: FIXTURE_VERSION, Time: '2031-01-02T03:04:05Z', Origin: { VCS: 'git', URL: 'file:///x', Ref: `refs/tags/${FIXTURE_VERSION}` } }));
+    const releases = path.join(root, 'releases-again');
+    const res = await runCli(['pin', FIXTURE_VERSION, '--goproxy', proxy.url, '--source-url', upstream.url, '--releases-dir', releases, '--json'], goEnv(path.join(root, 'modcache')));
+    expect(res.exitCode, res.stderr).toBe(0);
+    const m = JSON.parse(await readFile(path.join(releases, `${FIXTURE_VERSION}.json`), 'utf8'));
+    expect(m.kubernetes.commitTime).toBe('2026-03-01T12:00:00Z');
+    expect(JSON.parse(await readFile(info, 'utf8')).Time).toBe('2031-01-02T03:04:05Z');
+  });
+
   it('assembles a tree laid out like a git checkout of the tag and builds a stamped kubelet from it', async () => {
     const workdir = path.join(root, 'w');
     const res = await runCli(['build', '--release', manifestFile, '--source', 'goproxy', '--goproxy', proxy.url, '--workdir', workdir, '--builder-base', 'local', '--json'], goEnv(path.join(root, 'modcache')));
