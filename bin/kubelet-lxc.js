@@ -1,10 +1,8 @@
 #!/usr/bin/env node
-// Entry point: runs the TypeScript CLI through tsx (no separate compile step).
-import { spawnSync } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
-import path from 'node:path';
+// Entry point: runs the TypeScript CLI in this very process through tsx's loader (no separate
+// compile step, and no wrapper process between the CLI and the signals it handles: Ctrl-C
+// reaches the CLI directly, which stops cleanly and exits 130).
+import { register } from 'tsx/esm/api';
 
-const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const tsx = path.join(root, 'node_modules', '.bin', 'tsx');
-const res = spawnSync(tsx, [path.join(root, 'src', 'cli.ts'), ...process.argv.slice(2)], { stdio: 'inherit' });
-process.exit(res.status ?? 1);
+register();
+await import('../src/cli.ts');

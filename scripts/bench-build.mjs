@@ -12,7 +12,7 @@ const root = path.resolve(import.meta.dirname, '..');
 const release = argv.release ? ['--release', String(argv.release)] : [];
 const runs = Number(argv.runs ?? 1);
 const cold = Boolean(argv.cold);
-const cli = [path.join(root, 'node_modules/.bin/tsx'), path.join(root, 'src/cli.ts')];
+const cli = [process.execPath, path.join(root, 'bin/kubelet-lxc.js')];
 
 // Make sure the patched tree exists (source + patch), and read where it is.
 const prep = JSON.parse((await $`${cli} build ${release} --to patch --json`).stdout);

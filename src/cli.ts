@@ -10,7 +10,7 @@ import { STAGE_NAMES, StageError, workPaths, type PipelineOptions, type SourceKi
 import { git } from './lib/git.js';
 import { ensureBuilderImage, resolveEngine } from './lib/engine.js';
 import { ManifestError } from './manifest.js';
-import { CommandError } from './lib/exec.js';
+import { CommandError, redactUrls } from './lib/exec.js';
 import { pinRelease } from './pin.js';
 import { readdir } from 'node:fs/promises';
 import { runLabFor } from './stages/smoke.js';
@@ -43,7 +43,12 @@ interface CommonFlags {
 
 const controller = new AbortController();
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
-  process.once(sig, () => {
+  process.on(sig, () => {
+    if (controller.signal.aborted) {
+      // a second Ctrl-C must not kill the cleanup half way
+      process.stderr.write(`${sig}: already stopping, cleaning up (kill -9 ${process.pid} stops at once: temp files may stay, never a half artifact)\n`);
+      return;
+    }
     process.stderr.write(`\n${sig}: stopping; finished artifacts stay, unfinished ones are removed\n`);
     controller.abort();
   });
@@ -104,13 +109,13 @@ async function resolveSource(flags: CommonFlags, manifest: LoadedManifest, log: 
     return 'goproxy';
   }
   const url = flags.sourceUrl ?? m.source.git.url;
-  const probe = await git(process.cwd(), ['ls-remote', '--tags', url, `refs/tags/${m.kubernetes.version}`], { reject: false, env: { GIT_HTTP_LOW_SPEED_LIMIT: '1000', GIT_HTTP_LOW_SPEED_TIME: '15' } }).catch(() => undefined);
+  const probe = await git(process.cwd(), ['ls-remote', '--tags', '--', url, `refs/tags/${m.kubernetes.version}`], { reject: false, env: { GIT_HTTP_LOW_SPEED_LIMIT: '1000', GIT_HTTP_LOW_SPEED_TIME: '15' } }).catch(() => undefined);
   if (probe?.exitCode === 0) {
-    log.info(`source: git (${url})`);
+    log.info(`source: git (${redactUrls(url)})`);
     return 'git';
   }
-  if (!m.source.goproxy) throw new StageError(`cannot reach ${url} and ${manifest.file} has no goproxy pins`, 'source');
-  log.info(`source: ${url} is not reachable (${(probe?.stderr ?? '').trim().split('\n').pop() ?? 'no answer'}); using the Go module proxy instead`);
+  if (!m.source.goproxy) throw new StageError(`cannot reach ${redactUrls(url)} and ${manifest.file} has no goproxy pins`, 'source');
+  log.info(`source: ${redactUrls(url)} is not reachable (${redactUrls((probe?.stderr ?? '').trim().split('\n').pop() ?? 'no answer')}); using the Go module proxy instead`);
   return 'goproxy';
 }
 
@@ -241,7 +246,12 @@ addCommonOptions(program.command('lab').description('L1: stock and patched kubel
     const log = createLogger({ json: flags.json });
     const ctx = await makeContext({ ...flags, stock: true, platform: flags.platform ?? ['linux/amd64'] }, log);
     const result = await runPipeline(ctx, 'source', 'build');
-    const lab = await runLabFor(ctx, result.outputs.build!.binaries, flags.profile);
+    if (ctx.opts.dryRun) {
+      log.info(`would run the lab: profiles ${flags.profile?.join(', ') ?? 'all of lab/profiles.json'}, stock and patched linux/amd64 kubelets`);
+      return;
+    }
+    if (!result.outputs.build) throw new StageError('the lab has no kubelets: the build stage gave no output', 'smoke');
+    const lab = await runLabFor(ctx, result.outputs.build.binaries, flags.profile);
     print(flags.json, { checks: lab.checks, reports: lab.files }, () => lab.files.map((f) => `report: ${f}`).join('\n'));
     if (!lab.checks.every((c) => c.ok)) throw new StageError(`lab failed: ${lab.checks.filter((c) => !c.ok).map((c) => c.detail).join('; ')}`, 'smoke');
   });
@@ -266,14 +276,15 @@ program
   });
 
 program
-  .command('install <bundle>')
+  .command('install [bundle]')
   .description('install a kubelet-path bundle on this node (verifies checksums, backs up, atomic), or --rollback')
   .option('--root <dir>', 'file system root to install into', '/')
   .option('--rollback', 'restore the state before the last install', false)
   .option('--json', 'as JSON', false)
-  .action(async (bundle: string, f: { root: string; rollback: boolean; json: boolean }) => {
+  .action(async (bundle: string | undefined, f: { root: string; rollback: boolean; json: boolean }) => {
+    if (!bundle && !f.rollback) throw new InstallError('give the bundle to install (kubelet-lxc-<version>-linux-<arch>.tar.gz), or --rollback to undo the last install');
     const log = createLogger({ json: f.json });
-    const report = await installBundle({ bundle: f.rollback ? undefined : path.resolve(bundle), root: path.resolve(f.root), rollback: f.rollback, log });
+    const report = await installBundle({ bundle: f.rollback || !bundle ? undefined : path.resolve(bundle), root: path.resolve(f.root), rollback: f.rollback, log });
     print(f.json, report, () => [`${report.action}: ${report.kubeletPath} (${report.kubeletVersion})`, report.next].join('\n'));
   });
 
@@ -290,6 +301,10 @@ async function refuseStandIn(distDir: string, allowed: boolean): Promise<void> {
 export async function main(argv = process.argv): Promise<number> {
   try {
     await program.parseAsync(argv);
+    if (controller.signal.aborted) {
+      process.stderr.write('interrupted\n');
+      return 130;
+    }
     return 0;
   } catch (err) {
     if (controller.signal.aborted) {
@@ -301,7 +316,14 @@ export async function main(argv = process.argv): Promise<number> {
       process.stderr.write(`error: ${where}${err.message}\n`);
       return 1;
     }
-    process.stderr.write(`error: ${(err as Error).stack ?? String(err)}\n`);
+    const errno = err as NodeJS.ErrnoException;
+    if (errno.code === 'ENOSPC') {
+      process.stderr.write(`error: the disk is full${errno.path ? ` (writing ${errno.path})` : ''}: free space (work/ and its cache hold the trees and builds; docker system df shows the engine's share) and rerun; finished artifacts are intact, unfinished ones were not kept\n`);
+      return 1;
+    }
+    // a message for the user; the stack only when asked for
+    process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
+    if (process.env.KUBELET_LXC_DEBUG && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
     return 1;
   }
 }

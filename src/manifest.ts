@@ -39,7 +39,8 @@ export const manifestSchema = z
     }),
     source: z.object({
       default: z.enum(['git', 'goproxy']),
-      git: z.object({ url: z.string().min(1) }),
+      // a URL or an absolute path, never something git could read as an option
+      git: z.object({ url: z.string().regex(/^([a-z][a-z0-9+.-]*:\/\/|\/|[\w.-]+@[\w.-]+:)/i, 'a git URL (https://, ssh://, git://, file://, user@host:path) or an absolute path') }),
       goproxy: z
         .object({
           /** k8s.io/kubernetes itself, then each staging module. */

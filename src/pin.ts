@@ -105,7 +105,7 @@ export async function pinRelease(opts: PinOptions): Promise<PinResult> {
     // The tag's peeled commit, from git when GitHub (or the given mirror) answers.
     const gitUrl = opts.gitUrl ?? KUBERNETES_GIT_URL;
     let commit: string | null = null;
-    const ls = await git(work, ['ls-remote', gitUrl, `refs/tags/${version}`, `refs/tags/${version}^{}`], { reject: false }).catch(() => undefined);
+    const ls = await git(work, ['ls-remote', '--', gitUrl, `refs/tags/${version}`, `refs/tags/${version}^{}`], { reject: false }).catch(() => undefined);
     if (ls?.exitCode === 0 && ls.stdout.trim()) {
       const lines = ls.stdout.trim().split('\n').map((l) => l.split('\t'));
       commit = (lines.find((l) => l[1]?.endsWith('^{}')) ?? lines[0])![0]!;

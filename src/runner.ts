@@ -53,6 +53,8 @@ export async function runPipeline(ctx: StageContext, from: StageName, to: StageN
   const reports: StageReport[] = [];
   for (const name of STAGE_NAMES) {
     if (STAGE_NAMES.indexOf(name) > STAGE_NAMES.indexOf(to)) break;
+    // Ctrl-C between stages: stop before starting the next (a stage's own commands get the signal too).
+    if (ctx.signal.aborted) throw new StageError(`interrupted before the ${name} stage; finished stages keep their records`, name);
     const stage = STAGES[name] as Stage<StageName>;
     const started = Date.now();
     const inputsHash = hashJson({ stage: name, revision: stage.revision, inputs: await stage.inputs(ctx, outputs) });
@@ -91,6 +93,11 @@ export async function runPipeline(ctx: StageContext, from: StageName, to: StageN
     } catch (err) {
       step.fail(`${name} failed`);
       throw err;
+    }
+    if (ctx.signal.aborted) {
+      // the stage may have finished its work half-interrupted: do not record it as done
+      step.fail(`${name} interrupted`);
+      throw new StageError(`interrupted during the ${name} stage; it reruns next time`, name);
     }
     step.succeed(`${name} done`);
     const rec: StageRecord = { stage: name, inputsHash, finishedAt: new Date().toISOString(), output };

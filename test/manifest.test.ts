@@ -24,6 +24,14 @@ describe('release manifest', () => {
     expect(m.data.target).toBe('./cmd/kubelet');
   });
 
+  it('refuses a git URL that git could read as an option', () => {
+    const bad = { ...valid, source: { ...valid.source, git: { url: '--upload-pack=touch /tmp/pwned' } } };
+    expect(() => parseManifest('/x/releases/bad.json', bad)).toThrow(/source\.git\.url: a git URL \(https:\/\/, ssh:\/\/, git:\/\/, file:\/\/, user@host:path\) or an absolute path/);
+    for (const url of ['https://github.com/kubernetes/kubernetes.git', 'file:///srv/k.git', 'git@github.com:kubernetes/kubernetes.git', '/srv/mirror/k.git']) {
+      expect(parseManifest('/x/releases/ok.json', { ...valid, source: { ...valid.source, git: { url } } }).data.source.git.url).toBe(url);
+    }
+  });
+
   it('names each invalid field', () => {
     const bad = { ...valid, kubernetes: { ...valid.kubernetes, commit: 'abc' }, platforms: ['linux/s390x'] };
     let msg = '';

@@ -5,7 +5,7 @@ import { cp, readFile, readdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import {
-  FIXTURE_DIR, FIXTURE_MOVED_VERSION, FIXTURE_VERSION, cleanup, makeUpstreamRepo, runCli, tempDir, writeFixtureManifest, type UpstreamRepo,
+  CLI_ENTRY, FIXTURE_DIR, FIXTURE_MOVED_VERSION, FIXTURE_VERSION, cleanup, makeUpstreamRepo, runCli, tempDir, writeFixtureManifest, type UpstreamRepo,
 } from './helpers/fixture.js';
 import { fileHash, exists } from '../src/lib/fsutil.js';
 
@@ -131,6 +131,35 @@ describe('build pipeline on the fixture', () => {
     expect(res.exitCode).toBe(0);
     const out = JSON.parse(res.stdout);
     expect(out.stages.map((s: { stage: string; status: string }) => `${s.stage}=${s.status}`)).toEqual(['source=skipped', 'patch=ran', 'build=ran', 'package=ran', 'smoke=ran']);
+  });
+
+  it('stops on Ctrl-C in the middle of a run with exit 130, records nothing unfinished, and the rerun completes', async () => {
+    const workdir = path.join(root, 'w-int');
+    const child = execa(process.execPath, [CLI_ENTRY, ...buildArgs(workdir, ['--force'])], {
+      reject: false,
+      env: { ...process.env, CI: '1' },
+    });
+    let sent = false;
+    child.stderr?.on('data', (chunk: Buffer) => {
+      // the build stage has started: interrupt it
+      if (!sent && /build: compile/.test(chunk.toString())) {
+        sent = true;
+        child.kill('SIGINT');
+      }
+    });
+    const res = await child;
+    expect(sent, String(res.stderr)).toBe(true);
+    expect(res.exitCode, String(res.stderr)).toBe(130);
+    expect(String(res.stderr)).toMatch(/^interrupted$/m);
+    const release = path.basename(manifest, '.json');
+    // source and patch finished and keep their records; build and everything after it do not
+    const records = await readdir(path.join(workdir, 'state', release));
+    expect(records).toEqual(expect.arrayContaining(['source.json', 'patch.json']));
+    for (const r of ['build.json', 'package.json', 'smoke.json']) expect(records).not.toContain(r);
+    expect(await exists(path.join(workdir, 'out', release, 'dist'))).toBe(false);
+    const again = await runCli(buildArgs(workdir));
+    expect(again.exitCode, again.stderr).toBe(0);
+    expect((JSON.parse(again.stdout) as typeof first).stages.map((s) => `${s.stage}=${s.status}`)).toEqual(['source=skipped', 'patch=skipped', 'build=ran', 'package=ran', 'smoke=ran']);
   });
 
   it('refuses a wrong commit SHA and prints both', async () => {

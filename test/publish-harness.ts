@@ -16,7 +16,7 @@ export const MANIFEST_ID = 'v1.36.4';
 
 /** The CLI entry, as users run it. */
 export function cliEntry(): string {
-  return path.join(PROJECT_ROOT, 'src', 'cli.ts');
+  return path.join(PROJECT_ROOT, 'bin', 'kubelet-lxc.js');
 }
 
 export function newToken(): string {
@@ -86,7 +86,7 @@ export async function publishCli(
     GH_TOKEN: undefined,
     ...extraEnv,
   };
-  const r = await execa(path.join(PROJECT_ROOT, 'node_modules', '.bin', 'tsx'), [cliEntry(), 'publish', '--release', fx.manifestFile, '--workdir', fx.workdir, '--repo', `${OWNER}/${REPO}`, ...args], {
+  const r = await execa(process.execPath, [cliEntry(), 'publish', '--release', fx.manifestFile, '--workdir', fx.workdir, '--repo', `${OWNER}/${REPO}`, ...args], {
     cwd: PROJECT_ROOT,
     env,
     extendEnv: false,

@@ -89,7 +89,7 @@ describe('workflows', () => {
     const attest = publish.steps.find((s) => s.uses?.startsWith('actions/attest-build-provenance'))!;
     expect(attest.with?.['subject-path']).toBe('${{ env.DIST }}/*');
     // The token reaches the publisher only through the environment.
-    const runs = publish.steps.filter((s) => s.run?.includes('src/cli.ts publish'));
+    const runs = publish.steps.filter((s) => s.run?.includes('bin/kubelet-lxc.js publish'));
     expect(runs.map((s) => s.env?.GITHUB_TOKEN)).toEqual(['${{ github.token }}', '${{ github.token }}']);
     expect(runs[0]!.run).toContain('--dry-run');
     for (const s of runs) expect(s.run).not.toContain('github.token');

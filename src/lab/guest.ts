@@ -12,6 +12,7 @@ import { buildLabImages } from './images.js';
 import { hostDebianMirror } from './mirror.js';
 import { labFile } from './paths.js';
 import { run } from './proc.js';
+import { pidAlive } from '../lib/fsutil.js';
 
 export const GUEST_SUITE = 'trixie';
 export const GUEST_ARCH = 'amd64';
@@ -71,16 +72,6 @@ async function exists(p: string): Promise<boolean> {
     return true;
   } catch {
     return false;
-  }
-}
-
-/** Whether a process exists (EPERM: it exists but is not ours). */
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 

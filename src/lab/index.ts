@@ -7,6 +7,7 @@ import { createReadStream } from 'node:fs';
 import { access, constants, copyFile, cp, link, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { spawnChild } from '../lib/exec.js';
+import { writeFileAtomic } from '../lib/fsutil.js';
 import { claimDir, ensureGuest, ownerGone, type GuestImage } from './guest.js';
 import { labFile } from './paths.js';
 import { LabAbortError, have, run } from './proc.js';
@@ -181,6 +182,8 @@ export async function runLab(opts: LabOptions): Promise<LabReport> {
   await checkHostTools();
   if (signal?.aborted) throw new LabAbortError();
   await mkdir(outDir, { recursive: true });
+  // an earlier verdict must not outlive this run (its runs/ go below)
+  for (const f of ['lab-report.json', 'lab-report.txt']) await rm(join(outDir, f), { force: true });
 
   const labProblems: string[] = [];
   let vm: VmHandle | undefined;
@@ -378,9 +381,9 @@ export async function runLab(opts: LabOptions): Promise<LabReport> {
       guestRestarts,
     };
     const report: LabReport = { ...base, verdict: labVerdict(base) };
-    await writeFile(join(outDir, 'lab-report.json'), JSON.stringify(report, null, 2) + '\n');
+    await writeFileAtomic(join(outDir, 'lab-report.json'), JSON.stringify(report, null, 2) + '\n');
     const text = renderReport(report);
-    await writeFile(join(outDir, 'lab-report.txt'), text);
+    await writeFileAtomic(join(outDir, 'lab-report.txt'), text);
     for (const line of text.trimEnd().split('\n')) log(line);
     return report;
   } finally {

@@ -35,8 +35,13 @@ export class CommandError extends Error {
   }
 }
 
+/** Hides the user:password of every URL in text (a token in --source-url or GOPROXY never reaches a log). */
+export function redactUrls(text: string): string {
+  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^/@\s,|]+@/gi, '$1***@');
+}
+
 function mask(text: string, secrets: string[] | undefined): string {
-  let out = text;
+  let out = redactUrls(text);
   for (const s of secrets ?? []) if (s) out = out.split(s).join('***');
   return out;
 }

@@ -41,9 +41,29 @@ export async function writeFileAtomic(target: string, data: string | Buffer, mod
   }
 }
 
+/** Whether a process exists in this PID namespace (EPERM: it exists but is not ours). */
+export function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Removes what runs killed outright (kill -9, power loss) left at temp paths beside target; a live run's temp stays. */
+async function removeDeadTemps(target: string): Promise<void> {
+  const prefix = `.${path.basename(target)}.tmp-`;
+  for (const e of await readdir(path.dirname(target)).catch(() => [] as string[])) {
+    const m = e.startsWith(prefix) ? /^(\d+)-\d+$/.exec(e.slice(prefix.length)) : null;
+    if (m && Number(m[1]) !== process.pid && !pidAlive(Number(m[1]))) await rm(path.join(path.dirname(target), e), { recursive: true, force: true });
+  }
+}
+
 /** Build a directory at a temp path with `fill`, then move it into place whole. */
 export async function buildDirAtomic(target: string, fill: (tmpDir: string) => Promise<void>): Promise<void> {
   await mkdir(path.dirname(target), { recursive: true });
+  await removeDeadTemps(target);
   const tmp = tempBeside(target);
   await rm(tmp, { recursive: true, force: true });
   await mkdir(tmp, { recursive: true });
@@ -86,10 +106,4 @@ export async function listFiles(dir: string): Promise<string[]> {
   }
   await walk('');
   return out.sort();
-}
-
-/** Remove leftovers of interrupted atomic writes in a folder. */
-export async function removeStaleTemps(dir: string): Promise<void> {
-  if (!(await exists(dir))) return;
-  for (const e of await readdir(dir)) if (/^\..*\.tmp-\d+-\d+$/.test(e)) await rm(path.join(dir, e), { recursive: true, force: true });
 }

@@ -26,7 +26,18 @@ export const packageStage: Stage<'package'> = {
       mtime: prev.source?.sourceDateEpoch,
       version: ctx.manifest.data.stamp.version,
       rke2: ctx.manifest.data.rke2,
-      packaging: { ...ctx.opts.packaging, baseImageArchive: base ? await fileHash(base).catch(() => base) : undefined },
+      // the base archive by content, per platform ({arch} in the path): a new base reruns package
+      packaging: {
+        ...ctx.opts.packaging,
+        baseImageArchive: base
+          ? await Promise.all(
+              ctx.opts.platforms.map(async (p) => {
+                const f = base.replaceAll('{arch}', archOf(p));
+                return [p, await fileHash(f).catch(() => `missing:${f}`)];
+              }),
+            )
+          : undefined,
+      },
     };
   },
   async run(ctx, prev) {

@@ -1,10 +1,10 @@
 // source: the pinned Kubernetes tree, verified, cached per commit (git) or per module hash (goproxy).
 import path from 'node:path';
 import { cp, chmod, mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { buildDirAtomic, exists, hashJson } from '../lib/fsutil.js';
+import { buildDirAtomic, exists, hashJson, readJson, writeFileAtomic } from '../lib/fsutil.js';
 import { git, headCommit } from '../lib/git.js';
 import { goEnv, goModDownload, hashGoMod, hashModuleDir, type DownloadedModule } from '../lib/gomod.js';
-import { run } from '../lib/exec.js';
+import { redactUrls, run } from '../lib/exec.js';
 import type { ModulePin } from '../manifest.js';
 import { StageError, type SourceOutput, type Stage, type StageContext } from './types.js';
 
@@ -34,6 +34,7 @@ async function fetchGit(ctx: StageContext): Promise<SourceOutput> {
   const m = ctx.manifest.data;
   const tag = m.kubernetes.version;
   const url = ctx.opts.sourceUrl ?? m.source.git.url;
+  const shownUrl = redactUrls(url);
   const want = m.kubernetes.commit;
   if (!want) {
     throw new StageError(
@@ -43,15 +44,15 @@ async function fetchGit(ctx: StageContext): Promise<SourceOutput> {
     );
   }
   const tree = path.join(ctx.paths.cache, 'source', 'git', want);
-  const base = { kind: 'git' as const, origin: url, tree, treeCommit: want, upstreamCommit: want, sourceDateEpoch: epochOf(m.kubernetes.commitTime) };
+  const base = { kind: 'git' as const, origin: shownUrl, tree, treeCommit: want, upstreamCommit: want, sourceDateEpoch: epochOf(m.kubernetes.commitTime) };
   if ((await exists(path.join(tree, '.git'))) && (await headCommit(tree).catch(() => '')) === want) {
     ctx.log.info(`source: verified tree for ${tag} (${want}) already cached at ${tree}`);
     return { ...base, verification: [`tag ${tag} peeled to ${want}, as pinned (cached)`] };
   }
   await buildDirAtomic(tree, async (dir) => {
     await git(dir, ['init', '-q']);
-    ctx.log.info(`source: fetching tag ${tag} (shallow) from ${url}`);
-    const fetched = await git(dir, ['fetch', '--depth', '1', '--no-tags', '--progress', url, `+refs/tags/${tag}:refs/tags/${tag}`], {
+    ctx.log.info(`source: fetching tag ${tag} (shallow) from ${shownUrl}`);
+    const fetched = await git(dir, ['fetch', '--depth', '1', '--no-tags', '--progress', '--', url, `+refs/tags/${tag}:refs/tags/${tag}`], {
       reject: false,
       signal: ctx.signal,
       onLine: (l) => ctx.log.detail(l),
@@ -59,14 +60,14 @@ async function fetchGit(ctx: StageContext): Promise<SourceOutput> {
     if (fetched.exitCode !== 0) {
       const text = `${fetched.stderr}\n${fetched.stdout}`;
       if (/couldn't find remote ref|not our ref|no such ref/i.test(text)) {
-        throw new StageError(`tag ${tag} does not exist in ${url}. Check kubernetes.version in ${ctx.manifest.file}, or point --source-url at a mirror that has the tag.`, 'source');
+        throw new StageError(`tag ${tag} does not exist in ${shownUrl}. Check kubernetes.version in ${ctx.manifest.file}, or point --source-url at a mirror that has the tag.`, 'source');
       }
-      throw new StageError(`could not fetch ${tag} from ${url}:\n${text.trim().split('\n').slice(-5).join('\n')}\nCheck the URL/network, or use --source goproxy.`, 'source');
+      throw new StageError(`could not fetch ${tag} from ${shownUrl}:\n${text.trim().split('\n').slice(-5).join('\n')}\nCheck the URL/network, or use --source goproxy.`, 'source');
     }
     const got = (await git(dir, ['rev-parse', `refs/tags/${tag}^{commit}`])).stdout.trim();
     if (got !== want) {
       throw new StageError(
-        `refusing to build: tag ${tag} at ${url} points to commit ${got}, but ${ctx.manifest.file} pins ${want}. ` +
+        `refusing to build: tag ${tag} at ${shownUrl} points to commit ${got}, but ${ctx.manifest.file} pins ${want}. ` +
           `The mirror may be wrong or the tag moved; check both SHAs before re-pinning.`,
         'source',
         { expected: want, actual: got },
@@ -84,6 +85,22 @@ function pinnedModules(ctx: StageContext): { root: ModulePin; staging: ModulePin
   return p;
 }
 
+/** The goproxy source runs go mod download and go work vendor on the host: say which Go it needs when there is none. */
+async function requireHostGo(manifestGo: string): Promise<void> {
+  const minor = manifestGo.split('.').slice(0, 2).join('.');
+  const r = await run('go', ['env', 'GOVERSION'], { reject: false, env: { ...process.env, GOTOOLCHAIN: 'local' } }).catch(() => undefined);
+  const have = r?.exitCode === 0 ? r.stdout.trim().replace(/^go/, '') : undefined;
+  const [hm, hn] = (have ?? '0.0').split('.').map(Number);
+  const [wm, wn] = minor.split('.').map(Number);
+  if (!have || hm! < wm! || (hm === wm && hn! < wn!)) {
+    throw new StageError(
+      `the Go module proxy source needs Go ${minor} or newer on the host (it runs go mod download and go work vendor there; the compile uses Go ${manifestGo} in the builder container), ` +
+        `but ${have ? `the host has go${have}` : 'there is no go on the PATH'}: install Go ${minor}.x (e.g. Debian's golang-${minor}-go package, or a Go release archive) and put its bin/ on the PATH`,
+      'source',
+    );
+  }
+}
+
 async function fetchGoproxy(ctx: StageContext): Promise<SourceOutput> {
   const m = ctx.manifest.data;
   const pins = pinnedModules(ctx);
@@ -91,17 +108,18 @@ async function fetchGoproxy(ctx: StageContext): Promise<SourceOutput> {
   const key = hashJson(all).slice(0, 16);
   const tree = path.join(ctx.paths.cache, 'source', 'goproxy', `${m.kubernetes.version}-${key}`);
   const proxy = ctx.opts.goproxy ?? process.env.GOPROXY;
-  const origin = `Go module proxy (${proxy ?? 'go env default'})`;
+  const origin = `Go module proxy (${proxy ? redactUrls(proxy) : 'go env default'})`;
   const base = { kind: 'goproxy' as const, origin, tree, upstreamCommit: m.kubernetes.commit, sourceDateEpoch: epochOf(m.kubernetes.commitTime) };
   const marker = path.join(ctx.paths.cache, 'source', 'goproxy', `${m.kubernetes.version}-${key}.verified.json`);
-  if ((await exists(path.join(tree, '.git'))) && (await exists(marker))) {
-    const rec = JSON.parse(await readFile(marker, 'utf8')) as { treeCommit: string; verification: string[] };
+  const rec = (await exists(path.join(tree, '.git'))) ? await readJson<{ treeCommit: string; verification: string[] }>(marker) : undefined;
+  if (rec?.treeCommit) {
     if ((await headCommit(tree).catch(() => '')) === rec.treeCommit) {
       ctx.log.info(`source: tree assembled from the module proxy already cached at ${tree}`);
       return { ...base, treeCommit: rec.treeCommit, verification: rec.verification };
     }
   }
 
+  await requireHostGo(m.go.version);
   const verification = await downloadVerified(ctx, all, proxy);
   let treeCommit = '';
   await buildDirAtomic(tree, async (dir) => {
@@ -137,7 +155,7 @@ async function fetchGoproxy(ctx: StageContext): Promise<SourceOutput> {
     treeCommit = await headCommit(dir);
   });
   const out = { ...base, treeCommit, verification: verification.lines };
-  await writeFile(marker, JSON.stringify({ treeCommit, verification: verification.lines }, null, 2));
+  await writeFileAtomic(marker, JSON.stringify({ treeCommit, verification: verification.lines }, null, 2));
   return out;
 }
 
@@ -188,7 +206,7 @@ async function downloadVerified(ctx: StageContext, mods: ModulePin[], proxy: str
   await writeFile(path.join(work, 'go.mod'), 'module kubelet-lxc.invalid/fetch\n\ngo 1.21\n');
   const sum = mods.flatMap((m) => [`${m.path} ${m.version} ${m.h1}`, ...(m.goModH1 ? [`${m.path} ${m.version}/go.mod ${m.goModH1}`] : [])]);
   await writeFile(path.join(work, 'go.sum'), `${sum.join('\n')}\n`);
-  const step = ctx.log.step(`downloading ${mods.length} modules through ${proxy ?? 'the Go module proxy'}`);
+  const step = ctx.log.step(`downloading ${mods.length} modules through ${proxy ? redactUrls(proxy) : 'the Go module proxy'}`);
   let got: DownloadedModule[];
   try {
     got = await goModDownload(work, mods.map((m) => `${m.path}@${m.version}`), goEnv({ GOPROXY: proxy, GOTOOLCHAIN: 'local', GONOSUMDB: mods.map((m) => m.path).join(',') }), (l) => ctx.log.detail(l));
@@ -200,7 +218,7 @@ async function downloadVerified(ctx: StageContext, mods: ModulePin[], proxy: str
       const pin = mods.find((m) => m.path === bad[1]);
       throw new StageError(`module ${bad[1]}@${bad[2]} does not match its pinned hash ${pin?.h1 ?? ''}: refusing it.\n${text}`, 'source', { module: bad[1] });
     }
-    throw new StageError(`cannot download the pinned modules through ${proxy ?? 'the Go module proxy'}: ${text}`, 'source');
+    throw new StageError(`cannot download the pinned modules through ${proxy ? redactUrls(proxy) : 'the Go module proxy'}: ${text}`, 'source');
   }
   const byPath = new Map(got.map((g) => [g.Path, g] as const));
   const dirs = new Map<string, string>();
@@ -212,7 +230,7 @@ async function downloadVerified(ctx: StageContext, mods: ModulePin[], proxy: str
       if (/checksum mismatch|SECURITY ERROR/i.test(err)) {
         throw new StageError(`module ${m.path}@${m.version} does not match its pinned hash ${m.h1}: refusing it.\n${err}`, 'source', { module: m.path });
       }
-      throw new StageError(`cannot download ${m.path}@${m.version} through ${proxy ?? 'the Go module proxy'}: ${err}`, 'source', { module: m.path });
+      throw new StageError(`cannot download ${m.path}@${m.version} through ${proxy ? redactUrls(proxy) : 'the Go module proxy'}: ${err}`, 'source', { module: m.path });
     }
     // Hash the extracted files ourselves: what we copy is exactly what was pinned.
     const h1 = await hashModuleDir(d.Dir, m.path, m.version);

@@ -101,8 +101,11 @@ export interface CliResult {
 }
 
 /** The real CLI, as a user runs it. */
+/** The CLI as users run it: the package's bin entry (tsx loaded in-process). */
+export const CLI_ENTRY = path.join(PROJECT_ROOT, 'bin', 'kubelet-lxc.js');
+
 export async function runCli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
-  const res = await execa(path.join(PROJECT_ROOT, 'node_modules', '.bin', 'tsx'), [path.join(PROJECT_ROOT, 'src', 'cli.ts'), ...args], {
+  const res = await execa(process.execPath, [CLI_ENTRY, ...args], {
     cwd: PROJECT_ROOT,
     env: { ...process.env, CI: '1', ...env },
     reject: false,
