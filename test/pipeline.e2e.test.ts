@@ -162,6 +162,26 @@ describe('build pipeline on the fixture', () => {
     expect((JSON.parse(again.stdout) as typeof first).stages.map((s) => `${s.stage}=${s.status}`)).toEqual(['source=skipped', 'patch=skipped', 'build=ran', 'package=ran', 'smoke=ran']);
   });
 
+  it('says the disk is full, and leaves no half-written artifact', async () => {
+    if (process.getuid?.() !== 0) throw new Error('this test mounts a small tmpfs as the full disk: run it as root (CI does)');
+    const full = path.join(root, 'full');
+    await execa('mkdir', ['-p', full]);
+    await execa('mount', ['-t', 'tmpfs', '-o', 'size=3m', 'kubelet-lxc-full', full]);
+    try {
+      const workdir = path.join(full, 'w');
+      const res = await runCli(['build', '--release', manifest, '--source', 'git', '--source-url', upstream.url, '--workdir', workdir, '--cache-dir', path.join(full, 'cache'), '--engine', 'auto', '--builder-base', 'local']);
+      expect(res.exitCode, res.stderr).toBe(1);
+      expect(res.stderr).toMatch(/^error: .*the disk is full.*(free space|rerun)/m);
+      expect(res.stderr).not.toMatch(/^\s+at /m);
+      const release = path.basename(manifest, '.json');
+      expect(await exists(path.join(workdir, 'out', release, 'dist'))).toBe(false);
+      const records = await readdir(path.join(workdir, 'state', release)).catch(() => [] as string[]);
+      expect(records).not.toContain('build.json');
+    } finally {
+      await execa('umount', ['-l', full], { reject: false });
+    }
+  });
+
   it('refuses a wrong commit SHA and prints both', async () => {
     const wrong = 'f'.repeat(40);
     const bad = await writeFixtureManifest(path.join(root, 'releases-wrong'), { commit: wrong, goVersion: upstream.goVersion, patches: path.join(FIXTURE_DIR, 'patches') });
