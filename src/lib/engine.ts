@@ -143,7 +143,8 @@ async function bootstrapLocalGoImage(engine: ContainerEngine, version: string, l
   return ref;
 }
 
-export const GOCACHE_VOLUME = 'kubelet-lxc-gocache';
+/** The builder's Go build cache (a named volume); KUBELET_LXC_GOCACHE_VOLUME picks another (the cold benchmark uses a throwaway one). */
+export const GOCACHE_VOLUME = process.env.KUBELET_LXC_GOCACHE_VOLUME || 'kubelet-lxc-gocache';
 export const BUILDER_UID = 65532;
 
 /** The user a build container runs as: the caller when not root, else the builder's own uid. */
