@@ -10,7 +10,7 @@ import { STAGE_NAMES, StageError, workPaths, type PipelineOptions, type SourceKi
 import { git } from './lib/git.js';
 import { ensureBuilderImage, resolveEngine } from './lib/engine.js';
 import { ManifestError } from './manifest.js';
-import { CommandError, redactUrls } from './lib/exec.js';
+import { cancelCommandsOn, CommandError, redactUrls } from './lib/exec.js';
 import { pinRelease } from './pin.js';
 import { readdir } from 'node:fs/promises';
 import { runLabFor } from './stages/smoke.js';
@@ -42,6 +42,7 @@ interface CommonFlags {
 }
 
 const controller = new AbortController();
+cancelCommandsOn(controller.signal);
 for (const sig of ['SIGINT', 'SIGTERM'] as const) {
   process.on(sig, () => {
     if (controller.signal.aborted) {

@@ -1,6 +1,6 @@
 // The process seam: credentials in URLs never reach a message.
 import { describe, expect, it } from 'vitest';
-import { CommandError, redactUrls, run } from '../src/lib/exec.js';
+import { cancelCommandsOn, CommandError, redactUrls, run } from '../src/lib/exec.js';
 
 describe('exec seam', () => {
   it('redacts the user:password of every URL, in lists too', () => {
@@ -16,5 +16,23 @@ describe('exec seam', () => {
     expect(msg).toMatch(/exit 3/);
     expect(msg).toContain('https://***@example.invalid/r.git');
     expect(msg).not.toContain('ghp_SECRET');
+  });
+
+  it("Ctrl-C cancels every command started without a signal of its own; cleanup commands (signal: null) run to their end", async () => {
+    const ctrl = new AbortController();
+    cancelCommandsOn(ctrl.signal);
+    try {
+      const started = Date.now();
+      const long = run('sleep', ['30']).catch((e: unknown) => e);
+      const cleanup = run('sh', ['-c', 'sleep 0.5; echo cleaned'], { signal: null });
+      setTimeout(() => ctrl.abort(), 200);
+      const err = await long;
+      expect(err).toBeInstanceOf(CommandError);
+      expect((err as Error).message).toMatch(/^interrupted: sleep 30/);
+      expect(Date.now() - started).toBeLessThan(10_000);
+      expect((await cleanup).stdout).toBe('cleaned');
+    } finally {
+      cancelCommandsOn(new AbortController().signal);
+    }
   });
 });

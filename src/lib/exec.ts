@@ -7,7 +7,8 @@ export interface RunOptions {
   input?: string | Buffer;
   /** Called with each line of stdout/stderr as it arrives (progress of long work). */
   onLine?: (line: string) => void;
-  signal?: AbortSignal;
+  /** cancels the command; default: the process-wide signal (see cancelCommandsOn); null: never (cleanup commands) */
+  signal?: AbortSignal | null;
   /** Do not throw on a non-zero exit; the caller reads exitCode. */
   reject?: boolean;
   timeoutMs?: number;
@@ -46,6 +47,13 @@ function mask(text: string, secrets: string[] | undefined): string {
   return out;
 }
 
+let processSignal: AbortSignal | undefined;
+
+/** Commands started without a signal of their own are cancelled by this one (the CLI's Ctrl-C): none runs on to its end. */
+export function cancelCommandsOn(signal: AbortSignal): void {
+  processSignal = signal;
+}
+
 export async function run(file: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
   const options: Options = {
     cwd: opts.cwd,
@@ -53,7 +61,7 @@ export async function run(file: string, args: readonly string[], opts: RunOption
     input: opts.input,
     all: true,
     reject: false,
-    cancelSignal: opts.signal,
+    cancelSignal: opts.signal === null ? undefined : (opts.signal ?? processSignal),
     timeout: opts.timeoutMs,
     stripFinalNewline: true,
     encoding: 'utf8',

@@ -128,7 +128,8 @@ async function compile(ctx: StageContext, engine: string, image: string, goVersi
     ctx.log.detail(l);
   };
   const name = `kubelet-lxc-build-${process.pid}-${job.variant}-${arch}`;
-  const abort = () => void run(engine, ['rm', '-f', name], { reject: false });
+  // cleanup after Ctrl-C: must not itself be cancelled
+  const abort = () => void run(engine, ['rm', '-f', name], { reject: false, signal: null });
   ctx.signal.addEventListener('abort', abort, { once: true });
   try {
     if (engine === 'host') {
