@@ -285,7 +285,7 @@ program
   .action(async (bundle: string | undefined, f: { root: string; rollback: boolean; json: boolean }) => {
     if (!bundle && !f.rollback) throw new InstallError('give the bundle to install (kubelet-lxc-<version>-linux-<arch>.tar.gz), or --rollback to undo the last install');
     const log = createLogger({ json: f.json });
-    const report = await installBundle({ bundle: f.rollback || !bundle ? undefined : path.resolve(bundle), root: path.resolve(f.root), rollback: f.rollback, log });
+    const report = await installBundle({ bundle: bundle && !f.rollback ? path.resolve(bundle) : undefined, root: path.resolve(f.root), rollback: f.rollback, log });
     print(f.json, report, () => [`${report.action}: ${report.kubeletPath} (${report.kubeletVersion})`, report.next].join('\n'));
   });
 

@@ -71,13 +71,13 @@ export function renderReport(report: LabReport): string {
     pad(report.steps.map((s) => [`  ${s.step}`, `${s.seconds} s`, `budget ${s.budgetSeconds} s`, s.overBudget ? 'OVER BUDGET' : ''])),
   );
   lines.push('');
-  for (const g of report.guestRestarts ?? []) {
+  for (const g of report.guestRestarts) {
     lines.push(
       `guest restart: boot ${g.boot} ended ${g.duringRun ? `during run ${g.duringRun}` : 'between runs'} (qemu exit ${g.qemuExit}); ` +
         `the runs left went to boot ${g.boot + 1}. Last console line: ${g.consoleTail.at(-1) ?? '(none)'}`,
     );
   }
-  if (report.guestRestarts?.length) lines.push('');
+  if (report.guestRestarts.length) lines.push('');
   if (report.verdict.ok) lines.push('verdict: ok');
   else {
     lines.push('verdict: problems');

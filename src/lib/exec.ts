@@ -125,8 +125,6 @@ export interface ChildOptions {
   timeoutMs?: number;
   /** SIGKILL this long after a kill() that did not end it */
   forceKillAfterDelayMs?: number;
-  /** kill the child when this process exits */
-  cleanup?: boolean;
 }
 
 /** A running child process: its streams, pid, kill(); awaiting it gives the result and never rejects. */
@@ -145,7 +143,8 @@ export function spawnChild(file: string, args: readonly string[], opts: ChildOpt
     buffer: opts.buffer ?? true,
     timeout: opts.timeoutMs,
     forceKillAfterDelay: opts.forceKillAfterDelayMs ?? true,
-    cleanup: opts.cleanup ?? true,
+    // killed with this process, however it ends
+    cleanup: true,
     stripFinalNewline: true,
   });
 }

@@ -6,13 +6,12 @@ export interface VersionParts {
   minor: number;
   patch: number;
   prerelease: readonly (string | number)[];
-  build: readonly string[];
 }
 
 /** The parts of a semver version (a leading v is allowed), or undefined when it is none. */
 export function parseVersion(version: string): VersionParts | undefined {
   const v = semver.parse(version);
-  return v ? { major: v.major, minor: v.minor, patch: v.patch, prerelease: v.prerelease, build: v.build } : undefined;
+  return v ? { major: v.major, minor: v.minor, patch: v.patch, prerelease: v.prerelease } : undefined;
 }
 
 /** A Kubernetes-style tag: "v" and a valid semver version. */
