@@ -8,5 +8,7 @@ export default defineConfig({
     testTimeout: 80 * 60_000,
     hookTimeout: 80 * 60_000,
     fileParallelism: false,
+    // a line per test as it ends (the CLI's own progress streams through while it runs)
+    reporters: ['verbose'],
   },
 });

@@ -6,7 +6,7 @@ import { Command, Option } from 'commander';
 import { PLATFORMS, PROJECT_ROOT, listManifests, resolveManifest, type LoadedManifest, type Platform } from './manifest.js';
 import { createLogger, type Logger } from './lib/progress.js';
 import { runPipeline, selectStages } from './runner.js';
-import { STAGE_NAMES, StageError, workPaths, type PipelineOptions, type SourceKind, type StageContext, type StageName, type Variant } from './stages/types.js';
+import { STAGE_NAMES, StageError, workPaths, type PipelineOptions, type SourceKind, type StageContext, type StageName } from './stages/types.js';
 import { git } from './lib/git.js';
 import { ensureBuilderImage, resolveEngine } from './lib/engine.js';
 import { ManifestError } from './manifest.js';
@@ -16,7 +16,10 @@ import { readdir } from 'node:fs/promises';
 import { runLabFor } from './stages/smoke.js';
 import { runPublish, formatReport, PublishError } from './publish/index.js';
 import { installBundle, InstallError, isStandInImage } from './rke2/index.js';
-import { LabSetupError } from './lab/index.js';
+import { KVM_ENV, KVM_MODES, kvmModeFrom, LabSetupError } from './lab/index.js';
+
+/** The platform the LXC lab runs its kubelets on (its qemu guest is x86_64). */
+const LAB_PLATFORM: Platform = 'linux/amd64';
 
 interface CommonFlags {
   release?: string;
@@ -39,6 +42,7 @@ interface CommonFlags {
   runtimeImageRepo: string;
   from?: StageName;
   to?: StageName;
+  kvm?: string;
 }
 
 const controller = new AbortController();
@@ -69,9 +73,10 @@ function addCommonOptions(cmd: Command, withRange: boolean): Command {
     .option('--json', 'print the result as JSON on stdout (progress goes to stderr)', false)
     .option('--dry-run', 'say what would run, run nothing', false)
     .option('--force', 'rerun stages even when their inputs did not change', false)
-    .option('--stock', 'also build the unpatched kubelet (the lab\'s negative control)', false)
+    .option('--stock', 'also build the unpatched kubelet (the lab\'s negative control) for every platform', false)
     .option('--patch-tests', 'smoke: run the patch series\' Go tests on the stock and patched trees', false)
-    .option('--lab', 'smoke: run the L1 LXC lab (implies --stock)', false)
+    .option('--lab', 'smoke: run the L1 LXC lab (builds the stock kubelet for linux/amd64, the platform the lab runs)', false)
+    .addOption(new Option('--kvm <mode>', `lab accelerator: auto tries KVM (it must boot the guest) and falls back to TCG; on: KVM or fail; off: TCG (default: $${KVM_ENV} or auto)`).choices([...KVM_MODES]))
     .option('--base-image-archive <file>', 'docker-archive of rancher/rke2-runtime for the runtime image ({arch} is replaced per platform); default: pull it, else a labelled stand-in')
     .option('--runtime-image-revision <n>', 'N in the runtime image tag <rke2 version>-lxcN (bump it for every rebuilt image: RKE2 never re-extracts a tag)', '1')
     .option('--runtime-image-repo <repo>', 'repository of the runtime image reference', 'kubelet-lxc/rke2-runtime');
@@ -123,9 +128,14 @@ async function resolveSource(flags: CommonFlags, manifest: LoadedManifest, log: 
 async function makeContext(flags: CommonFlags, log: Logger): Promise<StageContext> {
   const manifest = resolveManifest(flags.release);
   const workdir = path.resolve(flags.workdir);
-  const variants: Variant[] = flags.stock || flags.lab ? ['patched', 'stock'] : ['patched'];
+  const platforms = parsePlatforms(flags.platform, manifest);
+  if (flags.lab && !platforms.includes(LAB_PLATFORM)) {
+    throw new StageError(`--lab runs the ${LAB_PLATFORM} kubelets: add ${LAB_PLATFORM} to --platform (got ${platforms.join(', ')})`, 'cli');
+  }
+  // The stock kubelet is the lab's negative control: built where the lab runs it, everywhere only when asked.
+  const stockPlatforms: Platform[] = flags.stock ? platforms : flags.lab ? [LAB_PLATFORM] : [];
   const opts: PipelineOptions = {
-    platforms: parsePlatforms(flags.platform, manifest),
+    platforms,
     engine: flags.engine,
     builderBase: flags.builderBase,
     sourceKind: await resolveSource(flags, manifest, log),
@@ -133,7 +143,8 @@ async function makeContext(flags: CommonFlags, log: Logger): Promise<StageContex
     goproxy: flags.goproxy,
     workdir,
     cacheDir: path.resolve(flags.cacheDir ?? process.env.KUBELET_LXC_CACHE ?? path.join(workdir, 'cache')),
-    variants,
+    stockPlatforms,
+    kvm: kvmModeFrom(flags.kvm),
     smoke: { patchTests: flags.patchTests, lab: flags.lab },
     packaging: {
       baseImageArchive: flags.baseImageArchive ? path.resolve(flags.baseImageArchive) : undefined,
@@ -245,7 +256,7 @@ addCommonOptions(program.command('lab').description('L1: stock and patched kubel
   .option('--profile <ids...>', 'fault profiles to run (default: all in lab/profiles.json)')
   .action(async (flags: CommonFlags & { profile?: string[] }) => {
     const log = createLogger({ json: flags.json });
-    const ctx = await makeContext({ ...flags, stock: true, platform: flags.platform ?? ['linux/amd64'] }, log);
+    const ctx = await makeContext({ ...flags, lab: true, platform: flags.platform ?? [LAB_PLATFORM] }, log);
     const result = await runPipeline(ctx, 'source', 'build');
     if (ctx.opts.dryRun) {
       log.info(`would run the lab: profiles ${flags.profile?.join(', ') ?? 'all of lab/profiles.json'}, stock and patched linux/amd64 kubelets`);

@@ -6,7 +6,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { buildLabImages, BUSYBOX_IMAGE, PAUSE_IMAGE, ustar } from '../src/lab/images.js';
 import { labVerdict, renderReport, renderTable } from '../src/lab/index.js';
 import { parseDeb822Sources, parseOneLineSources, pickDebianMirror } from '../src/lab/mirror.js';
-import { qemuArgs } from '../src/lab/qemu.js';
+import { accelCandidates, kvmFailureIn, kvmModeFrom, qemuArgs } from '../src/lab/qemu.js';
 import { decisiveError, interpretRun, kubeletErrorLines, logContains, staticPodRunning, type RunFiles } from '../src/lab/results.js';
 import type { LabProfileSummary, LabReport } from '../src/lab/types.js';
 
@@ -211,6 +211,15 @@ describe('report', () => {
       finishedAt: '2026-11-24T10:50:00.000Z',
       seconds: 600,
       accel: 'tcg' as const,
+      accelNote: null,
+      accelFallback: {
+        from: 'kvm' as const,
+        to: 'tcg' as const,
+        reason: 'qemu said "KVM internal error. Suberror: 1"',
+        seconds: 2.5,
+        consoleLog: '/out/console.kvm.log',
+        consoleTail: ['KVM internal error. Suberror: 1', 'emulation failure'],
+      },
       guest: { key: 'abc', cached: true, dir: '/c/guest-abc', versions: { lxc: '1:6.0.4', lxcfs: '6.0.4', containerd: '1.7.24', runc: '1.1.15' }, kernelRelease: '6.12' },
       kubelets: {
         stock: { path: '/k/stock', version: 'Kubernetes v1.36.4', sha256: 'a'.repeat(64) },
@@ -229,6 +238,7 @@ describe('report', () => {
     expect(text).toContain('guest restart: boot 1 ended during run 03-H-stock (qemu exit 0); the runs left went to boot 2. Last console line: Kernel panic - not syncing: test');
     expect(text).toMatch(/^kubelet-lxc lab \(smoke L1\): FAIL\n/);
     expect(text).toContain('qemu TCG, guest abc (cached)');
+    expect(text).toContain('accelerator: TCG after a failed KVM trial (2.5 s): qemu said "KVM internal error. Suberror: 1"; console of the attempt: /out/console.kvm.log');
     expect(text).toContain('lxc 1:6.0.4, lxcfs 6.0.4, containerd 1.7.24, runc 1.1.15');
     expect(text).toMatch(/ {2}boot\s+20 s\s+budget 180 s/);
     expect(text).toContain('  - profile H, patched kubelet: no run');
@@ -330,5 +340,40 @@ describe('qemu', () => {
     expect(args).toContain('-no-reboot');
     const kvm = qemuArgs({ kernel: 'k', initrd: 'i', rootfs: 'r', kubeletDisk: 'kd', shareDir: 's', accel: 'kvm', memoryMiB: 1024, cpus: 2 });
     expect(kvm[kvm.indexOf('-cpu') + 1]).toBe('host');
+  });
+});
+
+describe('KVM on trial', () => {
+  it('recognises qemu\'s words for a KVM that cannot run the guest, and nothing else', () => {
+    expect(kvmFailureIn('KVM internal error. Suberror: 1')).toBe('KVM internal error. Suberror: 1');
+    expect(kvmFailureIn('emulation failure')).toBe('emulation failure');
+    expect(kvmFailureIn('qemu-system-x86_64: error: kvm run failed Bad address')).toMatch(/kvm run failed/);
+    expect(kvmFailureIn('qemu-system-x86_64: failed to initialize kvm: Permission denied')).toMatch(/failed to initialize kvm/);
+    expect(kvmFailureIn('@@LAB guest-up 3.21')).toBeUndefined();
+    expect(kvmFailureIn('[    0.000000] Linux version 6.12.57+deb13-amd64')).toBeUndefined();
+  });
+
+  it('takes --kvm over $KUBELET_LXC_KVM over auto, and names the bad one', () => {
+    expect(kvmModeFrom(undefined, {})).toBe('auto');
+    expect(kvmModeFrom(undefined, { KUBELET_LXC_KVM: 'off' })).toBe('off');
+    expect(kvmModeFrom('on', { KUBELET_LXC_KVM: 'off' })).toBe('on');
+    expect(() => kvmModeFrom('yes', {})).toThrow('--kvm must be one of auto, on, off, got "yes"');
+    expect(() => kvmModeFrom(undefined, { KUBELET_LXC_KVM: '1' })).toThrow('KUBELET_LXC_KVM must be one of auto, on, off, got "1"');
+  });
+
+  it('puts KVM on trial before TCG only when the device is there; off never tries it; on without it fails', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'kvm-dev-'));
+    try {
+      const dev = join(dir, 'kvm');
+      writeFileSync(dev, '');
+      expect(await accelCandidates('auto', dev)).toEqual({ candidates: ['kvm', 'tcg'] });
+      expect(await accelCandidates('on', dev)).toEqual({ candidates: ['kvm'] });
+      expect(await accelCandidates('off', dev)).toEqual({ candidates: ['tcg'], note: 'KVM off (--kvm off or KUBELET_LXC_KVM=off)' });
+      const none = join(dir, 'none');
+      expect(await accelCandidates('auto', none)).toEqual({ candidates: ['tcg'], note: `${none} is not usable (ENOENT)` });
+      await expect(accelCandidates('on', none)).rejects.toThrow(`KVM forced (--kvm on or KUBELET_LXC_KVM=on), but ${none} is not usable (ENOENT)`);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -136,3 +136,99 @@ describe('workflows', () => {
     expect((await readFile(path.join(dist, 'SHA512SUMS'), 'utf8')).split('\n').filter(Boolean)).toHaveLength(4);
   });
 });
+
+// One setup for every CI: a job that runs a pipeline stage, the lab or a test suite must have run
+// scripts/ci-setup.sh before, and every program the product runs must come from it (or be part
+// of every Debian system), so no CI can lack a tool the pipeline calls.
+const SETUP = 'scripts/ci-setup.sh';
+const PIPELINE_RUN = /bin\/kubelet-lxc\.js\s+(build|source|patch|compile|package|smoke|lab)\b|npm run (build-kubelet|test:real|test:conformance|test:all-releases)\b|npm test\b|\.ci\/run\b/;
+
+/** "<workflow> job <name> step <n>" for each step that runs the pipeline with no setup step before it. */
+function stepsWithoutSetup(name: string, wf: Workflow): string[] {
+  const bad: string[] = [];
+  for (const [jobName, job] of Object.entries(wf.jobs)) {
+    let setUp = false;
+    job.steps.forEach((s, i) => {
+      const run = s.run ?? '';
+      // .ci/run sets itself up (checked below)
+      if (run.includes(SETUP) || /\bbash \.ci\/run\b/.test(run)) setUp = true;
+      else if (PIPELINE_RUN.test(run) && !setUp) bad.push(`${name} job ${jobName} step ${i + 1} (${s.name ?? run.split('\n')[0]})`);
+    });
+  }
+  return bad;
+}
+
+describe('one setup for every CI', () => {
+  it('every workflow job runs scripts/ci-setup.sh before any pipeline stage or test suite, and .ci/run does too', async () => {
+    for (const name of ['ci.yml', 'release.yml']) expect(stepsWithoutSetup(name, await load(name))).toEqual([]);
+    const ciRun = await readFile(path.join(PROJECT_ROOT, '.ci', 'run'), 'utf8');
+    const setupAt = ciRun.indexOf(`bash ${SETUP}`);
+    expect(setupAt).toBeGreaterThan(0);
+    for (const cmd of ['npm test', 'npm run test:real']) expect(ciRun.indexOf(cmd, setupAt)).toBeGreaterThan(setupAt);
+    // the release build job: the setup step comes before both pipeline steps
+    const build = (await load('release.yml')).jobs.build!;
+    const setupStep = build.steps.findIndex((s) => s.run?.includes(SETUP));
+    const pipelineSteps = build.steps.map((s, i) => (PIPELINE_RUN.test(s.run ?? '') ? i : -1)).filter((i) => i >= 0);
+    expect(pipelineSteps.length).toBe(2);
+    for (const i of pipelineSteps) expect(i).toBeGreaterThan(setupStep);
+  });
+
+  it('the check finds a job that builds without the setup (negative control)', () => {
+    const wf: Workflow = {
+      on: { push: {} },
+      jobs: {
+        build: { steps: [{ uses: 'actions/checkout@v6' }, { name: 'Build', run: 'node bin/kubelet-lxc.js build --to package' }, { run: `bash ${SETUP}` }] },
+        ok: { steps: [{ run: `bash ${SETUP}` }, { run: 'npm run test:real' }] },
+      },
+    };
+    expect(stepsWithoutSetup('x.yml', wf)).toEqual(['x.yml job build step 2 (Build)']);
+  });
+
+  it('every program the product runs comes from the setup script\'s packages or from every Debian system', async () => {
+    const { HOST_TOOLS } = await import('../src/lab/index.js');
+    const setupText = await readFile(path.join(PROJECT_ROOT, SETUP), 'utf8');
+    const labDeps = await readFile(path.join(PROJECT_ROOT, 'scripts', 'lab-host-deps.sh'), 'utf8');
+    const listed = new Set([
+      ...(/^PKGS=\(([^)]*)\)/m.exec(setupText)?.[1] ?? '').split(/\s+/).filter(Boolean),
+      ...(/^PKGS="([^"]*)"/m.exec(labDeps)?.[1] ?? '').split(/\s+/).filter(Boolean),
+    ]);
+    expect(listed.has('zstd') && listed.has('skopeo') && listed.has('docker.io')).toBe(true);
+    // commands named literally where the product starts a process
+    const commands = new Set<string>(HOST_TOOLS);
+    const srcFiles = (await execa('git', ['ls-files', 'src/*.ts', 'src/**/*.ts'], { cwd: PROJECT_ROOT })).stdout.split('\n').filter(Boolean);
+    for (const f of srcFiles) {
+      const text = await readFile(path.join(PROJECT_ROOT, f), 'utf8');
+      for (const m of text.matchAll(/\b(?:run|spawnChild|hasCommand|have)\(\s*'([A-Za-z0-9._-]+)'/g)) commands.add(m[1]!);
+    }
+    for (const c of ['zstd', 'skopeo', 'debootstrap', 'qemu-system-x86_64']) expect(commands.has(c), c).toBe(true);
+    const problems: string[] = [];
+    for (const c of [...commands].sort()) {
+      if (c === 'go') continue; // the Go toolchain is the machine's (README: host needs Go)
+      const where = await execa('sh', ['-c', 'command -v "$1"', 'sh', c], { reject: false });
+      if (where.exitCode !== 0) {
+        problems.push(`${c}: not installed (add its package to ${SETUP})`);
+        continue;
+      }
+      const real = (await execa('readlink', ['-f', where.stdout.trim()])).stdout.trim();
+      // merged /usr: dpkg may know the file as /bin/x while the PATH finds /usr/bin/x
+      const candidates = [...new Set([real, where.stdout.trim()].flatMap((p) => [p, p.replace(/^\/usr\//, '/'), p.startsWith('/usr/') ? p : `/usr${p}`]))];
+      let pkg: string | undefined;
+      for (const p of candidates) {
+        const owner = await execa('dpkg', ['-S', p], { reject: false });
+        if (owner.exitCode === 0) {
+          pkg = owner.stdout.split(':')[0]?.trim();
+          break;
+        }
+      }
+      if (!pkg) {
+        problems.push(`${c}: ${real} belongs to no Debian package`);
+        continue;
+      }
+      if (listed.has(pkg)) continue;
+      const info = (await execa('dpkg-query', ['-W', '-f', '${Essential} ${Priority}', pkg])).stdout;
+      if (/^yes /.test(info) || /\brequired$/.test(info)) continue;
+      problems.push(`${c}: from ${pkg} (${info}), which ${SETUP} does not install`);
+    }
+    expect(problems).toEqual([]);
+  });
+});

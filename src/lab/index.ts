@@ -12,10 +12,10 @@ import { claimDir, ensureGuest, ownerGone, type GuestImage } from './guest.js';
 import { labFile } from './paths.js';
 import { LabAbortError, have, run } from './proc.js';
 import { compileProfile, loadProfiles, selectProfiles, type LabProfile } from './profiles.js';
-import { chooseAccel, QEMU, startVm, type VmHandle } from './qemu.js';
+import { accelCandidates, KVM_PROOF_SECONDS, kvmFailureIn, QEMU, startVm, type Accel, type VmHandle } from './qemu.js';
 import { readRunDir } from './results.js';
 import { renderReport } from './table.js';
-import { KUBELET_KINDS, type KubeletKind, type LabGuestRestart, type LabOptions, type LabProfileSummary, type LabReport, type LabRun, type LabStepTiming } from './types.js';
+import { KUBELET_KINDS, type KubeletKind, type LabAccelFallback, type LabGuestRestart, type LabOptions, type LabProfileSummary, type LabReport, type LabRun, type LabStepTiming } from './types.js';
 import { labVerdict } from './verdict.js';
 
 export { labVerdict, type LabVerdict } from './verdict.js';
@@ -24,6 +24,7 @@ export { renderReport, renderTable } from './table.js';
 export { LabAbortError } from './proc.js';
 export { GUEST_PACKAGES, GUEST_SUITE } from './guest.js';
 export type * from './types.js';
+export { KVM_ENV, KVM_MODES, kvmModeFrom, type KvmMode } from './qemu.js';
 
 /** Time budgets of the lab's steps, in seconds (TCG on a 2-core machine). */
 export const STEP_BUDGETS = Object.freeze({
@@ -40,7 +41,8 @@ const MAX_GUEST_BOOTS = 2;
 
 /** Files of lab/ the guest reads at run time over 9p. */
 const RUNTIME_FILES = ['guest-main.sh', 'ct-init.sh', 'lxc.conf.in', 'containerd.toml', 'kubelet-config.yaml', 'static-pod.yaml'];
-const HOST_TOOLS = [QEMU, 'setpriv', 'debootstrap', 'mkfs.ext4', 'dpkg-query'];
+/** Host programs the lab runs (scripts/lab-host-deps.sh installs them). */
+export const HOST_TOOLS = [QEMU, 'setpriv', 'debootstrap', 'mkfs.ext4', 'dpkg-query'];
 
 export class LabSetupError extends Error {
   constructor(message: string) {
@@ -233,12 +235,19 @@ export async function runLab(opts: LabOptions): Promise<LabReport> {
     for (const p of profiles) await writeFile(join(share, 'profiles', `${p.id}.txt`), compileProfile(p));
     await rm(runsOut, { recursive: true, force: true });
     await mkdir(runsOut, { recursive: true });
-    for (const name of await readdir(outDir)) if (/^(console|guest)\.boot\d+\.log$/.test(name)) await rm(join(outDir, name), { force: true });
+    for (const name of await readdir(outDir)) if (/^(console|guest)\.(boot\d+|kvm)\.log$/.test(name)) await rm(join(outDir, name), { force: true });
 
     // 3. boot and watch the console; a guest that ends before its runs are done (a crash,
     // a kernel panic, qemu killed from outside) is booted once more for the runs left,
     // and the restart is recorded in the report with the console's last lines.
-    const accel = await chooseAccel(opts.kvm ?? 'auto', log);
+    // KVM counts only once the lab's own guest has booted under it to its first console
+    // marker; any KVM failure ends that attempt at once and the same run goes on under TCG.
+    const { candidates, note: accelNote } = await accelCandidates(opts.kvm ?? 'auto', opts.kvmDevice);
+    let accel: Accel = candidates[0]!;
+    if (accelNote) log(`lab: ${accelNote}: using TCG`);
+    let kvmProven = false;
+    let accelFallback: LabAccelFallback | null = null;
+    const proofSeconds = opts.kvmProofSeconds ?? KVM_PROOF_SECONDS;
     const results = new Map<string, LabRun>();
     const pending: Promise<void>[] = [];
     const total = runs.length;
@@ -259,21 +268,43 @@ export async function runLab(opts: LabOptions): Promise<LabReport> {
           `healthz ${run.healthz ? 'ok' : 'no'}, pod ${run.podRunning ? 'Running' : 'not Running'}, ${run.seconds ?? '?'} s)` +
           (run.passed ? '' : ` ${run.firstError ? '- ' + run.firstError.slice(0, 160) : '- ' + run.endReason}`),
       );
+      if (verdict === 'UNEXPECTED' || verdict === 'NOT JUDGED') {
+        // the evidence at once, in the log a maintainer reads (CI), not only in the report
+        const kubeletLog = join(dest, 'kubelet.log');
+        log(`lab:   the kubelet log's last lines (${kubeletLog}):`);
+        for (const l of await tailLines(kubeletLog, 15)) log(`lab:   | ${l.slice(0, 300)}`);
+      }
     };
     const guestRestarts: LabGuestRestart[] = [];
     let remaining = runs;
-    for (let boot = 1; ; boot++) {
+    for (let boot = 1; ; ) {
       await writeFile(join(share, 'runs.txt'), remaining.map((r) => `${r.id} ${r.profile.id} ${r.kubelet} ${deadline} ${settle}\n`).join(''));
       for (const r of remaining) await rm(join(share, 'out', r.id), { recursive: true, force: true });
-      const suffix = boot === 1 ? '' : `.boot${boot}`;
+      const proving = accel === 'kvm' && !kvmProven;
+      const suffix = proving ? '.kvm' : boot === 1 ? '' : `.boot${boot}`;
       const consoleLog = join(outDir, `console${suffix}.log`);
       const guestLog = join(outDir, `guest${suffix}.log`);
       const ended = new Set<string>();
       let current: string | undefined;
       let allDone = false;
       let fatal: string | undefined;
-      log(`lab: booting the guest (qemu ${accel.toUpperCase()}, 2 vCPUs, ${opts.memoryMiB ?? 3072} MiB), ${remaining.length} runs${boot > 1 ? ` (boot ${boot})` : ''}`);
-      clock.start(boot === 1 ? 'boot' : `boot ${boot}`, STEP_BUDGETS.boot);
+      let kvmFailure: string | undefined;
+      let proofTimer: NodeJS.Timeout | undefined;
+      const bootStarted = Date.now();
+      log(
+        `lab: booting the guest (qemu ${accel.toUpperCase()}${proving ? `, on trial: it must reach its first console marker within ${proofSeconds} s` : ''}, ` +
+          `2 vCPUs, ${opts.memoryMiB ?? 3072} MiB), ${remaining.length} runs${boot > 1 ? ` (boot ${boot})` : ''}`,
+      );
+      clock.start(proving ? 'kvm-trial' : boot === 1 ? 'boot' : `boot ${boot}`, proving ? proofSeconds + 30 : STEP_BUDGETS.boot);
+      const failKvm = (why: string): void => {
+        if (kvmProven || kvmFailure) return;
+        kvmFailure = why;
+        void vm?.kill();
+      };
+      if (proving) {
+        proofTimer = setTimeout(() => failKvm(`no console marker within ${proofSeconds} s`), proofSeconds * 1000);
+        proofTimer.unref();
+      }
       vm = startVm({
         guest,
         kubeletDisk,
@@ -281,9 +312,21 @@ export async function runLab(opts: LabOptions): Promise<LabReport> {
         accel,
         memoryMiB: opts.memoryMiB ?? 3072,
         consoleLog,
+        qemu: opts.qemu,
+        onLine: proving
+          ? (line) => {
+              const f = kvmFailureIn(line);
+              if (f) failKvm(`qemu said "${f}"`);
+            }
+          : undefined,
         onMarker: (event, args) => {
           switch (event) {
             case 'guest-up':
+              if (proving && !kvmFailure) {
+                kvmProven = true;
+                if (proofTimer) clearTimeout(proofTimer);
+                log(`lab: KVM works: the guest reached its first console marker ${((Date.now() - bootStarted) / 1000).toFixed(1)} s after qemu started`);
+              }
               clock.start(boot === 1 ? 'guest-setup' : `guest-setup ${boot}`, STEP_BUDGETS.guestSetup);
               log(`lab: guest up (${args[0] ?? '?'} s after power-on)`);
               break;
@@ -332,13 +375,30 @@ export async function runLab(opts: LabOptions): Promise<LabReport> {
         exit = await vm.done;
       } finally {
         signal?.removeEventListener('abort', onAbort);
+        if (proofTimer) clearTimeout(proofTimer);
       }
       clock.end();
       await Promise.all(pending);
       if (aborted) throw new LabAbortError();
+      const exitText = exit.exitCode ?? exit.signal ?? '?';
+      if (proving && !kvmProven) {
+        const reason = kvmFailure ?? `qemu exited ${exitText} before the first console marker`;
+        const seconds = Math.round((Date.now() - bootStarted) / 100) / 10;
+        const consoleTail = await tailLines(consoleLog, 8);
+        if (candidates.length === 1) {
+          throw new LabSetupError(
+            `KVM forced (--kvm on), but the guest did not boot under it: ${reason} (console: ${consoleLog}${consoleTail.length ? `; last line: ${consoleTail.at(-1)}` : ''}). Use --kvm auto to fall back to TCG.`,
+          );
+        }
+        accelFallback = { from: 'kvm', to: 'tcg', reason, seconds, consoleLog, consoleTail };
+        log(`lab: KVM cannot run the guest (${reason}, after ${seconds} s): falling back to TCG in this run; the attempt's console (${consoleLog}) ends:`);
+        for (const l of consoleTail) log(`lab:   | ${l}`);
+        accel = 'tcg';
+        overrun = false;
+        continue;
+      }
       await cp(join(share, 'out', 'guest.log'), guestLog).catch(() => undefined);
       remaining = remaining.filter((r) => !ended.has(r.id));
-      const exitText = exit.exitCode ?? exit.signal ?? '?';
       if (allDone || fatal || overrun || remaining.length === 0) {
         if (exit.exitCode !== 0 && !fatal && !overrun) labProblems.push(`qemu exited ${exitText}: see ${consoleLog}`);
         break;
@@ -356,6 +416,7 @@ export async function runLab(opts: LabOptions): Promise<LabReport> {
       }
       guestRestarts.push({ boot, duringRun: current ?? null, qemuExit: String(exitText), consoleTail, guestLogTail: guestTail });
       log(`lab: booting the guest again for the ${remaining.length} runs left (recorded in the report)`);
+      boot++;
     }
 
     // 4. the report
@@ -372,6 +433,8 @@ export async function runLab(opts: LabOptions): Promise<LabReport> {
       finishedAt: finishedAt.toISOString(),
       seconds: Math.round((finishedAt.getTime() - startedAt.getTime()) / 100) / 10,
       accel,
+      accelNote: accelNote ?? null,
+      accelFallback,
       guest: { key: guest.key, cached: guest.cached, dir: guest.dir, versions: guest.meta.versions, kernelRelease: guest.meta.kernelRelease },
       kubelets: kubeletInfo,
       profiles: profiles.map(summary),

@@ -59,25 +59,51 @@ export function qemuArgs(c: QemuConfig): string[] {
   ];
 }
 
-/** KVM when asked for and working; 'auto' probes it (a /dev/kvm that qemu cannot use counts as none). */
-export async function chooseAccel(mode: 'auto' | 'on' | 'off', log: (l: string) => void): Promise<Accel> {
-  if (mode === 'off') return 'tcg';
-  let why = '';
-  try {
-    await access('/dev/kvm', constants.R_OK | constants.W_OK);
-    // paused (-S) probe: qemu fails at once when it cannot set the vCPU up
-    const probe = spawnChild(QEMU, ['-accel', 'kvm', '-machine', 'q35', '-cpu', 'host', '-m', '64', '-nodefaults', '-display', 'none', '-monitor', 'none', '-S'], {
-      timeoutMs: 2500,
-    });
-    const r = await probe;
-    if (r.timedOut) return 'kvm';
-    why = `qemu -accel kvm exited ${r.exitCode ?? r.signal}: ${String(r.stderr).split('\n').filter(Boolean).slice(-1)[0] ?? ''}`;
-  } catch (e) {
-    why = `/dev/kvm not usable (${(e as Error).message})`;
+/** How the lab picks its accelerator: 'auto' tries KVM and falls back to TCG, 'on' is KVM or a failure, 'off' is TCG. */
+export type KvmMode = 'auto' | 'on' | 'off';
+export const KVM_MODES: readonly KvmMode[] = Object.freeze(['auto', 'on', 'off'] as const);
+/** The environment variable CI and the workflows set to force a choice (the --kvm flag wins over it). */
+export const KVM_ENV = 'KUBELET_LXC_KVM';
+
+/** --kvm, else $KUBELET_LXC_KVM, else auto; anything else is an error that names both. */
+export function kvmModeFrom(flag: string | undefined, env: Record<string, string | undefined> = process.env): KvmMode {
+  const value = flag ?? env[KVM_ENV] ?? 'auto';
+  if (!(KVM_MODES as readonly string[]).includes(value)) {
+    throw new Error(`${flag !== undefined ? '--kvm' : KVM_ENV} must be one of ${KVM_MODES.join(', ')}, got "${value}"`);
   }
-  if (mode === 'on') throw new Error(`KVM requested (kvm: 'on') but not available: ${why}`);
-  log(`qemu: no KVM (${why}), using TCG`);
-  return 'tcg';
+  return value as KvmMode;
+}
+
+/**
+ * Seconds the guest gets under KVM to print its first console marker. Under working KVM it
+ * takes a few seconds; a KVM that cannot run the guest (an "emulation failure" with qemu
+ * still alive) never gets there, so this bounds what the attempt can cost.
+ */
+export const KVM_PROOF_SECONDS = 45;
+
+/** qemu's own words when KVM cannot run the guest (console or stderr). */
+const KVM_FAILURE = /KVM internal error|emulation failure|kvm run failed|failed to initialize kvm|Could not access KVM kernel module|KVM_(CREATE|SET|RUN)[A-Z_]* failed/i;
+
+/** The KVM failure a console line shows, if any. */
+export function kvmFailureIn(line: string): string | undefined {
+  return KVM_FAILURE.test(line) ? line.trim().slice(0, 200) : undefined;
+}
+
+/**
+ * The accelerators to try, in order. KVM is only a candidate: it counts once the guest has
+ * booted under it to its first console marker (see runLab). A /dev/kvm that is missing or
+ * not read-write rules it out at once ('on' then fails with the reason).
+ */
+export async function accelCandidates(mode: KvmMode, kvmDevice = '/dev/kvm'): Promise<{ candidates: Accel[]; note?: string }> {
+  if (mode === 'off') return { candidates: ['tcg'], note: `KVM off (--kvm off or ${KVM_ENV}=off)` };
+  try {
+    await access(kvmDevice, constants.R_OK | constants.W_OK);
+  } catch (e) {
+    const why = `${kvmDevice} is not usable (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`;
+    if (mode === 'on') throw new Error(`KVM forced (--kvm on or ${KVM_ENV}=on), but ${why}`);
+    return { candidates: ['tcg'], note: why };
+  }
+  return { candidates: mode === 'on' ? ['kvm'] : ['kvm', 'tcg'] };
 }
 
 export interface VmHandle {
@@ -97,6 +123,10 @@ export interface StartVmOptions {
   consoleLog: string;
   /** every "@@LAB <event> <args...>" line of the guest console */
   onMarker: (event: string, args: string[]) => void;
+  /** every line qemu prints, console and stderr (KVM failures show up here) */
+  onLine?: (line: string) => void;
+  /** the qemu binary (default qemu-system-x86_64; tests put a wrapper here) */
+  qemu?: string;
 }
 
 export function startVm(o: StartVmOptions): VmHandle {
@@ -110,19 +140,23 @@ export function startVm(o: StartVmOptions): VmHandle {
     memoryMiB: o.memoryMiB,
     cpus: 2,
   });
-  const child: ChildProcess = spawnChild('setpriv', ['--pdeathsig', 'KILL', '--', QEMU, ...args], { buffer: false, forceKillAfterDelayMs: 5000 });
+  const child: ChildProcess = spawnChild('setpriv', ['--pdeathsig', 'KILL', '--', o.qemu ?? QEMU, ...args], { buffer: false, forceKillAfterDelayMs: 5000 });
   const consoleOut = createWriteStream(o.consoleLog);
   if (child.stdout) {
     child.stdout.pipe(consoleOut, { end: false });
     const rl = createInterface({ input: child.stdout });
     rl.on('line', (line) => {
+      o.onLine?.(line);
       const at = line.indexOf('@@LAB ');
       if (at < 0) return;
       const [event, ...rest] = line.slice(at + 6).trim().split(/\s+/);
       if (event) o.onMarker(event, rest);
     });
   }
-  child.stderr?.pipe(consoleOut, { end: false });
+  if (child.stderr) {
+    child.stderr.pipe(consoleOut, { end: false });
+    if (o.onLine) createInterface({ input: child.stderr }).on('line', o.onLine);
+  }
   const done = (async () => {
     const r = await child;
     // both streams are drained once execa settles: close the log so readers see all of it

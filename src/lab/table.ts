@@ -57,6 +57,11 @@ export function renderReport(report: LabReport): string {
   const lines: string[] = [];
   lines.push(`kubelet-lxc lab (smoke L1): ${report.verdict.ok ? 'PASS' : 'FAIL'}`);
   lines.push(`started ${report.startedAt}, ${report.seconds} s, qemu ${report.accel.toUpperCase()}, guest ${report.guest.key}${report.guest.cached ? ' (cached)' : ' (built)'}`);
+  if (report.accelFallback) {
+    const f = report.accelFallback;
+    lines.push(`accelerator: TCG after a failed KVM trial (${f.seconds} s): ${f.reason}; console of the attempt: ${f.consoleLog}`);
+  } else if (report.accelNote) lines.push(`accelerator: TCG (${report.accelNote})`);
+  else lines.push(`accelerator: ${report.accel.toUpperCase()}${report.accel === 'kvm' ? ' (the guest booted under it)' : ''}`);
   const v = report.guest.versions;
   lines.push(`guest: Debian trixie, kernel ${report.guest.kernelRelease}, lxc ${v.lxc ?? '?'}, lxcfs ${v.lxcfs ?? '?'}, containerd ${v.containerd ?? '?'}, runc ${v.runc ?? '?'}`);
   for (const k of ['stock', 'patched'] as const) {

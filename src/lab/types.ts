@@ -12,8 +12,17 @@ export interface LabOptions {
   outDir: string;
   /** profile ids; default: all, in the order of lab/profiles.json */
   profiles?: string[];
-  /** 'auto' (default): KVM when /dev/kvm works, else TCG; 'on': KVM or fail; 'off': TCG */
+  /**
+   * 'auto' (default): KVM on trial (the guest must reach its first console marker under it
+   * within kvmProofSeconds), else TCG in the same run; 'on': KVM or fail; 'off': TCG
+   */
   kvm?: 'auto' | 'on' | 'off';
+  /** the KVM device to check (default /dev/kvm) */
+  kvmDevice?: string;
+  /** seconds KVM gets to bring the guest to its first console marker (default KVM_PROOF_SECONDS) */
+  kvmProofSeconds?: number;
+  /** the qemu program (default qemu-system-x86_64); the fallback test puts a wrapper here */
+  qemu?: string;
   log: (line: string) => void;
   signal?: AbortSignal;
   /** Debian mirror for the guest build; default: the host's own (from /etc/apt) */
@@ -86,6 +95,19 @@ export interface LabProfileSummary {
   reason: string;
 }
 
+/** KVM was tried and could not run the guest: the lab went on under TCG. */
+export interface LabAccelFallback {
+  from: 'kvm';
+  to: 'tcg';
+  /** what ended the KVM attempt: qemu's KVM error line, no console marker in time, or qemu's early exit */
+  reason: string;
+  /** seconds the attempt cost */
+  seconds: number;
+  /** the attempt's console log (console.kvm.log) and its last lines */
+  consoleLog: string;
+  consoleTail: string[];
+}
+
 /** A guest boot that ended before its runs were done; the runs left went to the next boot. */
 export interface LabGuestRestart {
   /** the boot that ended early (1 = the first) */
@@ -105,7 +127,12 @@ export interface LabReport {
   startedAt: string;
   finishedAt: string;
   seconds: number;
+  /** the accelerator the runs ran under */
   accel: 'kvm' | 'tcg';
+  /** why KVM was not even tried (off, no /dev/kvm), else null */
+  accelNote: string | null;
+  /** KVM tried first and failed, so the runs ran under TCG; else null */
+  accelFallback: LabAccelFallback | null;
   guest: { key: string; cached: boolean; dir: string; versions: Record<string, string>; kernelRelease: string };
   kubelets: Record<KubeletKind, { path: string; version: string; sha256: string }>;
   profiles: LabProfileSummary[];

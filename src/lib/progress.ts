@@ -1,5 +1,7 @@
 // The one seam to the progress library (ora). Long steps show a spinner on a terminal and
-// plain timestamped lines elsewhere (CI logs); --json sends all of it to stderr.
+// plain lines elsewhere (CI logs), each with the time elapsed since the command started, and
+// a running step says every minute that it is still running, so a log is never silent for
+// long; --json sends all of it to stderr.
 import ora, { type Ora } from 'ora';
 
 export interface Step {
@@ -17,11 +19,24 @@ export interface Logger {
   detail(text: string): void;
 }
 
-export function createLogger(opts: { json?: boolean; quiet?: boolean } = {}): Logger {
+/** "[mm:ss]" (or "[h:mm:ss]") since start. */
+export function elapsedLabel(ms: number): string {
+  const s = Math.floor(ms / 1000);
+  const mm = String(Math.floor(s / 60) % 60).padStart(2, '0');
+  const ss = String(s % 60).padStart(2, '0');
+  return s >= 3600 ? `[${Math.floor(s / 3600)}:${mm}:${ss}]` : `[${mm}:${ss}]`;
+}
+
+/** How often a running step says so in a non-interactive log. */
+export const HEARTBEAT_MS = 60_000;
+
+export function createLogger(opts: { json?: boolean; quiet?: boolean; heartbeatMs?: number } = {}): Logger {
   const stream = process.stderr;
   const interactive = Boolean(stream.isTTY) && !process.env.CI;
+  const t0 = Date.now();
   const write = (s: string) => {
-    if (!opts.quiet) stream.write(`${s}\n`);
+    if (opts.quiet) return;
+    stream.write(interactive ? `${s}\n` : `${elapsedLabel(Date.now() - t0)} ${s}\n`);
   };
   let lastDetail = 0;
   return {
@@ -48,11 +63,22 @@ export function createLogger(opts: { json?: boolean; quiet?: boolean } = {}): Lo
         };
       }
       write(`-> ${text}`);
+      const beat = setInterval(() => write(`   … still ${text} (${took()})`), opts.heartbeatMs ?? HEARTBEAT_MS);
+      beat.unref();
       return {
         update: (t) => write(`   ${t}`),
-        succeed: (t) => write(`ok ${t ?? text} (${took()})`),
-        fail: (t) => write(`FAILED ${t ?? text} (${took()})`),
-        skip: (t) => write(`skip ${t}`),
+        succeed: (t) => {
+          clearInterval(beat);
+          write(`ok ${t ?? text} (${took()})`);
+        },
+        fail: (t) => {
+          clearInterval(beat);
+          write(`FAILED ${t ?? text} (${took()})`);
+        },
+        skip: (t) => {
+          clearInterval(beat);
+          write(`skip ${t}`);
+        },
       };
     },
   };

@@ -53,13 +53,17 @@ function jobs(ctx: StageContext, prev: StageOutputs): Job[] {
   const src = prev.source!;
   const m = ctx.manifest.data;
   const list: Job[] = [];
-  for (const variant of ctx.opts.variants) {
+  const variants: [Variant, Platform[]][] = [
+    ['patched', ctx.opts.platforms],
+    ['stock', ctx.opts.stockPlatforms],
+  ];
+  for (const [variant, platforms] of variants) {
     const tree = variant === 'patched' ? prev.patch!.tree : src.tree;
     const stamp =
       variant === 'patched'
         ? makeStamp(m.stamp.version, prev.patch!.commit, src.sourceDateEpoch)
         : makeStamp(m.kubernetes.version, src.upstreamCommit ?? src.treeCommit, src.sourceDateEpoch);
-    for (const platform of ctx.opts.platforms) {
+    for (const platform of platforms) {
       list.push({ variant, platform, tree, stamp, out: path.join(ctx.paths.bin, variant, `linux-${archOf(platform)}`, 'kubelet') });
     }
   }

@@ -100,14 +100,15 @@ export async function runLabFor(ctx: StageContext, binaries: BuiltBinary[], prof
   const pick = (v: string) => binaries.find((b) => b.variant === v && b.platform === 'linux/amd64');
   const stock = pick('stock');
   const patched = pick('patched');
-  if (!stock || !patched) throw new StageError('the lab needs the stock and the patched linux/amd64 kubelets: build with --stock (or --lab) and --platform linux/amd64', 'smoke');
+  if (!stock || !patched) throw new StageError('the lab needs the stock and the patched linux/amd64 kubelets: build with --lab and --platform linux/amd64', 'smoke');
   const outDir = path.join(ctx.paths.reports, 'lab');
   const report = await runLab({
     kubelets: { stock: stock.path, patched: patched.path },
     cacheDir: labCacheDir(),
     outDir,
     profiles,
-    log: (l) => ctx.log.info(`lab: ${l}`),
+    kvm: ctx.opts.kvm,
+    log: (l) => ctx.log.info(/^(lab|guest):/.test(l) ? l : `lab: ${l}`),
     signal: ctx.signal,
   });
   const verdict = labVerdict(report);

@@ -21,7 +21,13 @@ export interface PipelineOptions {
   workdir: string;
   /** Shared cache (verified trees, builder images' inputs, lab guest): defaults under workdir. */
   cacheDir: string;
-  variants: Variant[];
+  /**
+   * Platforms of the stock kubelet (the lab's negative control), besides the patched one for
+   * every platform: linux/amd64 for the lab, every platform only when asked (--stock).
+   */
+  stockPlatforms: Platform[];
+  /** How the lab picks its accelerator (--kvm, $KUBELET_LXC_KVM). */
+  kvm: 'auto' | 'on' | 'off';
   /** Smoke levels to run: L0 binary checks, patch tests (stock vs patched), L1 lab. */
   smoke: { patchTests: boolean; lab: boolean };
   /** RKE2 packaging: the runtime image's base and the new image's name. */

@@ -104,13 +104,28 @@ export interface CliResult {
 /** The CLI as users run it: the package's bin entry (tsx loaded in-process). */
 export const CLI_ENTRY = path.join(PROJECT_ROOT, 'bin', 'kubelet-lxc.js');
 
-export async function runCli(args: string[], env: Record<string, string> = {}): Promise<CliResult> {
-  const res = await execa(process.execPath, [CLI_ENTRY, ...args], {
+/**
+ * stream: pass the CLI's progress (stderr) through to this process's stderr as it comes, each
+ * line marked with the command, so a long test shows what it is doing while it runs (CI logs).
+ */
+export async function runCli(args: string[], env: Record<string, string> = {}, opts: { stream?: boolean } = {}): Promise<CliResult> {
+  const child = execa(process.execPath, [CLI_ENTRY, ...args], {
     cwd: PROJECT_ROOT,
     env: { ...process.env, CI: '1', ...env },
     reject: false,
     all: false,
   });
+  if (opts.stream) {
+    const tag = `kubelet-lxc ${args[0] ?? ''}`;
+    let buf = '';
+    child.stderr?.on('data', (chunk: Buffer) => {
+      buf += chunk.toString('utf8');
+      const lines = buf.split('\n');
+      buf = lines.pop() ?? '';
+      for (const l of lines) process.stderr.write(`  | ${tag} ${l}\n`);
+    });
+  }
+  const res = await child;
   return { exitCode: res.exitCode ?? -1, stdout: String(res.stdout), stderr: String(res.stderr) };
 }
 

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# One setup for every CI: .ci/run and both GitHub workflows (ci.yml, release.yml) call this
+# script, so what the pipeline, its tests and the lab need is listed once. Installs the Debian
+# packages and starts a Docker engine. Idempotent: present packages and a running engine are
+# left alone. Needs root (or sudo) on Debian 12 or newer.
+#
+#   scripts/ci-setup.sh
+#
+# Why each package:
+#   docker.io containerd  the container engine (builder image, compiles in the container)
+#   zstd skopeo           RKE2 runtime image: .tar.zst air-gap tarball, image format checks
+#   dash busybox          install.sh is tested under dash and busybox sh
+#   (shellcheck)          the workflows' run: scripts (actionlint) and our shell scripts
+#   qemu-user             smoke L0: the arm64 kubelet's --version on an amd64 host
+#   file                  the real test's independent static-link check
+#   git ca-certificates   sources and fixtures; zip unzip: Go module zips in tests
+#   python3-venv          the SBOM test's spdx-tools
+#   openssl               the L2 lab's per-run certificates
+#   + scripts/lab-host-deps.sh: qemu-system-x86, debootstrap, e2fsprogs, util-linux, keyring
+set -euo pipefail
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+PKGS=(docker.io containerd zstd skopeo dash busybox shellcheck qemu-user file git ca-certificates zip unzip python3-venv openssl)
+
+SUDO=()
+[ "$(id -u)" = 0 ] || SUDO=(sudo)
+export DEBIAN_FRONTEND=noninteractive
+
+missing=()
+for p in "${PKGS[@]}"; do
+  dpkg-query -W -f='${Status}\n' "$p" 2>/dev/null | grep -q '^install ok installed$' || missing+=("$p")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "ci-setup: installing ${missing[*]}"
+  "${SUDO[@]}" apt-get update -qq
+  "${SUDO[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  echo "ci-setup: Debian packages present (${PKGS[*]})"
+fi
+sh "$here/lab-host-deps.sh"
+
+# The Docker engine: overlay2 where the kernel allows it, else vfs (slower, works everywhere).
+log=/var/log/kubelet-lxc-dockerd.log
+if ! docker info >/dev/null 2>&1; then
+  for driver in overlay2 vfs; do
+    echo "ci-setup: starting dockerd (storage driver $driver, log $log)"
+    ("${SUDO[@]}" dockerd --storage-driver "$driver" >"$log" 2>&1 &)
+    for _ in $(seq 1 60); do docker info >/dev/null 2>&1 && break; sleep 1; done
+    docker info >/dev/null 2>&1 && break
+    echo "ci-setup: dockerd with $driver did not start:" >&2
+    tail -5 "$log" >&2 || true
+    "${SUDO[@]}" pkill dockerd || true
+    sleep 2
+  done
+fi
+docker info --format 'ci-setup: engine {{.ServerVersion}}, storage {{.Driver}}, cgroup v{{.CgroupVersion}}' || {
+  tail -20 "$log" >&2
+  exit 1
+}
