@@ -1,6 +1,7 @@
 #!/bin/sh
 # PID 1 of the lab's LXC container (lxc.init.cmd). One run = one container = one
-# kubelet under one fault profile. Reads /lab-run/run.env and /lab-run/profile.txt,
+# kubelet under one fault profile: L1 a standalone kubelet with a static pod (below), L2 a
+# server node with the control plane (ct-l2.sh). Reads /lab-run/run.env and /lab-run/profile.txt,
 # writes everything it learns under /lab-run/out (guest-main.sh copies it to the host):
 #   result.env       key=value facts the host turns into the report
 #   events           "<epoch.ms> <event>" time line
@@ -109,7 +110,7 @@ ev profile-applied
 
 # 4. containerd with the locally built images.
 mkdir -p /run/containerd /etc/kubernetes/manifests /var/log/pods
-containerd --config "$R/containerd.toml" >"$O/containerd.log" 2>&1 &
+containerd --config "$R/$CONTAINERD_CONFIG" >"$O/containerd.log" 2>&1 &
 i=0
 until ctr version >/dev/null 2>&1; do
   i=$((i + 1))
@@ -120,6 +121,11 @@ ev containerd-ready
 ctr -n k8s.io images import --all-platforms "$IMAGES" >"$O/import.log" 2>&1 || finish setup-failed-import
 ctr -n k8s.io images ls -q >>"$O/import.log" 2>&1
 ev images-imported
+
+# L2: a server node (control plane on kine, the kubelet registering); ends the run itself.
+if [ "$LEVEL" = L2 ]; then
+  . "$R/ct-l2.sh"
+fi
 
 # 5. The kubelet, standalone.
 cp "$R/static-pod.yaml" /etc/kubernetes/manifests/lab-static.yaml

@@ -2,7 +2,7 @@
 # The lab guest's main script, started by /sbin/lab-init from the host's 9p share
 # (mounted at /mnt/lab). It prepares the guest as a Proxmox-like cgroup v2 LXC host,
 # then runs every line of /mnt/lab/runs.txt ("<id> <profile> <kubelet> <deadline-s>
-# <settle-s>") in a fresh LXC container and copies each run's results to
+# <settle-s> <level>") in a fresh LXC container and copies each run's results to
 # /mnt/lab/out/<id>/. Progress goes to the console as "@@LAB <event> ..." lines, which
 # the host reads. Ends by powering the guest off.
 export PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin
@@ -46,6 +46,32 @@ until [ -f /var/lib/lxcfs/proc/meminfo ]; do
 done
 mark lxcfs-up
 
+# L2: the host reaches the container's apiserver through qemu's user network (a forwarded
+# port on the host's loopback to this guest's 6443), passed on to the container.
+# (qemu has a network device only for L2; without udev the interface appears a little after
+# the module loads.)
+has_virtio_net() {
+  for d in /sys/bus/pci/devices/*; do
+    case "$(cat "$d/vendor" 2>/dev/null):$(cat "$d/device" 2>/dev/null)" in 0x1af4:0x1000 | 0x1af4:0x1041) return 0 ;; esac
+  done
+  return 1
+}
+if has_virtio_net; then
+  modprobe virtio_net
+  nic=""
+  i=0
+  while [ -z "$nic" ] && [ "$i" -lt 50 ]; do
+    # the interface with a device behind it (lo and the bridge have none)
+    for n in /sys/class/net/*; do [ -e "$n/device" ] && nic=${n##*/}; done
+    i=$((i + 1))
+    [ -n "$nic" ] || sleep 0.2
+  done
+  [ -n "$nic" ] || fatal "the network device has no interface: $(ls /sys/class/net)"
+  ip link set "$nic" up && ip addr add 10.0.2.15/24 dev "$nic" || fatal "cannot configure $nic"
+  socat TCP-LISTEN:6443,bind=10.0.2.15,fork,reuseaddr TCP:10.77.0.2:6443 >/run/socat.log 2>&1 &
+  mark net-up "$nic"
+fi
+
 # The kubelets come on a second, read-only disk (block I/O is far quicker than 9p
 # under TCG); every container gets it bound at /opt/lab/kubelets.
 mkdir -p /run/lab/kubelets
@@ -60,14 +86,15 @@ cat /sys/devices/system/cpu/online /sys/devices/system/cpu/cpu*/topology/core_id
 ls /sys/devices/system/edac/mc
 
 mark runs "$(grep -c . "$S/runs.txt")"
-while read -r id profile kubelet deadline settle; do
+while read -r id profile kubelet deadline settle level; do
   [ -n "$id" ] || continue
-  mark run-start "$id" "$profile" "$kubelet"
+  level=${level:-L1}
+  mark run-start "$id" "$profile" "$kubelet" "$level"
   RUN=/run/lab/runs/$id
   VAR=/var/lab/$id
   CT=/run/lab/ct/$id
   mkdir -p "$RUN/out" "$VAR/containerd" "$VAR/kubelet" "$CT/upper" "$CT/work" "$CT/rootfs"
-  for f in ct-init.sh containerd.toml kubelet-config.yaml static-pod.yaml; do cp "$S/lab/$f" "$RUN/$f"; done
+  for f in ct-init.sh containerd.toml kubelet-config.yaml static-pod.yaml ct-l2.sh containerd-l2.toml kubelet-config-l2.yaml cni-bridge.conflist; do cp "$S/lab/$f" "$RUN/$f"; done
   cp "$S/profiles/$profile.txt" "$RUN/profile.txt"
   cat >"$RUN/run.env" <<EOF
 RUN_ID=$id
@@ -75,15 +102,28 @@ PROFILE=$profile
 KUBELET=$kubelet
 KUBELET_BIN=/opt/lab/kubelets/kubelet-$kubelet
 IMAGES=/opt/lab/images/lab-images.tar
+CONTAINERD_CONFIG=containerd.toml
 DEADLINE=$deadline
 SETTLE=$settle
+LEVEL=$level
 EOF
+  # L2: the host's settings for this run (images, datastore, ...) and its control folder
+  ctl=""
+  if [ "$level" = L2 ]; then
+    cat "$S/l2/$id/run.env" >>"$RUN/run.env"
+    ctl="lxc.mount.entry = $S/l2/$id lab-ctl none bind,create=dir 0 0"
+    mkdir -p "$VAR/rancher"
+  fi
   t0=$(date +%s.%3N)
   echo "$t0 container-start" >"$RUN/out/guest-events"
   if mount -t overlay lab-ct -o "lowerdir=/run/lab/lower,upperdir=$CT/upper,workdir=$CT/work" "$CT/rootfs"; then
     mkdir -p /var/lib/lxc/lab
     sed -e "s|@NAME@|lab|g" -e "s|@ROOTFS@|$CT/rootfs|g" -e "s|@RUNDIR@|$RUN|g" -e "s|@VARDIR@|$VAR|g" \
       "$S/lab/lxc.conf.in" >/var/lib/lxc/lab/config
+    if [ -n "$ctl" ]; then
+      echo "$ctl" >>/var/lib/lxc/lab/config
+      echo "lxc.mount.entry = $VAR/rancher var/lib/rancher none bind,create=dir 0 0" >>/var/lib/lxc/lab/config
+    fi
     if lxc-start -n lab -l INFO -o "$RUN/out/lxc.log"; then
       if ! lxc-wait -n lab -s STOPPED -t $((deadline + 120)); then
         echo "$(date +%s.%3N) container-timeout" >>"$RUN/out/guest-events"

@@ -16,7 +16,8 @@ import { readdir } from 'node:fs/promises';
 import { runLabFor } from './stages/smoke.js';
 import { runPublish, formatReport, PublishError } from './publish/index.js';
 import { installBundle, InstallError, isStandInImage } from './rke2/index.js';
-import { KVM_ENV, KVM_MODES, kvmModeFrom, LabSetupError } from './lab/index.js';
+import { KVM_ENV, KVM_MODES, kvmModeFrom, LAB_LEVELS, LabSetupError, type LabLevel } from './lab/index.js';
+import { CONFORMANCE_TIERS, type ConformanceTier } from './lab/l2/conformance.js';
 
 /** The platform the LXC lab runs its kubelets on (its qemu guest is x86_64). */
 const LAB_PLATFORM: Platform = 'linux/amd64';
@@ -36,7 +37,9 @@ interface CommonFlags {
   force: boolean;
   stock: boolean;
   patchTests: boolean;
-  lab: boolean;
+  /** --lab: true (L1), or a list such as "L1,L2" */
+  lab: boolean | string;
+  conformance?: string;
   baseImageArchive?: string;
   runtimeImageRevision: string;
   runtimeImageRepo: string;
@@ -75,7 +78,8 @@ function addCommonOptions(cmd: Command, withRange: boolean): Command {
     .option('--force', 'rerun stages even when their inputs did not change', false)
     .option('--stock', 'also build the unpatched kubelet (the lab\'s negative control) for every platform', false)
     .option('--patch-tests', 'smoke: run the patch series\' Go tests on the stock and patched trees', false)
-    .option('--lab', 'smoke: run the L1 LXC lab (builds the stock kubelet for linux/amd64, the platform the lab runs)', false)
+    .option('--lab [levels]', 'smoke: run the LXC lab, L1 (default) and/or L2 (e.g. --lab L1,L2); builds the stock kubelet for linux/amd64, the platform the lab runs', false)
+    .addOption(new Option('--conformance <tier>', 'L2: the conformance tests the patched kubelet runs (lab/conformance.json)').choices([...CONFORMANCE_TIERS]).default('ci'))
     .addOption(new Option('--kvm <mode>', `lab accelerator: auto tries KVM (it must boot the guest) and falls back to TCG; on: KVM or fail; off: TCG (default: $${KVM_ENV} or auto)`).choices([...KVM_MODES]))
     .option('--base-image-archive <file>', 'docker-archive of rancher/rke2-runtime for the runtime image ({arch} is replaced per platform); default: pull it, else a labelled stand-in')
     .option('--runtime-image-revision <n>', 'N in the runtime image tag <rke2 version>-lxcN (bump it for every rebuilt image: RKE2 never re-extracts a tag)', '1')
@@ -94,6 +98,16 @@ function parsePlatforms(list: string[] | undefined, manifest: LoadedManifest): P
     if (!(PLATFORMS as readonly string[]).includes(p)) throw new StageError(`unknown platform "${p}"; known: ${PLATFORMS.join(', ')}`, 'cli');
   }
   return flat as Platform[];
+}
+
+/** --lab's levels: a bare --lab is L1; else a comma list of L1, L2. */
+function parseLabLevels(v: boolean | string | undefined): LabLevel[] {
+  if (!v) return [];
+  if (v === true) return ['L1'];
+  const levels = v.split(',').map((x) => x.trim().toUpperCase()).filter(Boolean);
+  const bad = levels.filter((l) => !(LAB_LEVELS as readonly string[]).includes(l));
+  if (bad.length || !levels.length) throw new StageError(`--lab takes ${LAB_LEVELS.join(', ')} (a comma list), got "${v}"`, 'cli');
+  return [...new Set(levels)] as LabLevel[];
 }
 
 function parsePositiveInt(v: string, name: string): number {
@@ -133,7 +147,8 @@ async function makeContext(flags: CommonFlags, log: Logger): Promise<StageContex
     throw new StageError(`--lab runs the ${LAB_PLATFORM} kubelets: add ${LAB_PLATFORM} to --platform (got ${platforms.join(', ')})`, 'cli');
   }
   // The stock kubelet is the lab's negative control: built where the lab runs it, everywhere only when asked.
-  const stockPlatforms: Platform[] = flags.stock ? platforms : flags.lab ? [LAB_PLATFORM] : [];
+  const labLevels = parseLabLevels(flags.lab);
+  const stockPlatforms: Platform[] = flags.stock ? platforms : labLevels.length ? [LAB_PLATFORM] : [];
   const opts: PipelineOptions = {
     platforms,
     engine: flags.engine,
@@ -145,7 +160,7 @@ async function makeContext(flags: CommonFlags, log: Logger): Promise<StageContex
     cacheDir: path.resolve(flags.cacheDir ?? process.env.KUBELET_LXC_CACHE ?? path.join(workdir, 'cache')),
     stockPlatforms,
     kvm: kvmModeFrom(flags.kvm),
-    smoke: { patchTests: flags.patchTests, lab: flags.lab },
+    smoke: { patchTests: flags.patchTests, lab: labLevels, conformance: (flags.conformance ?? 'ci') as ConformanceTier },
     packaging: {
       baseImageArchive: flags.baseImageArchive ? path.resolve(flags.baseImageArchive) : undefined,
       runtimeImageRevision: parsePositiveInt(flags.runtimeImageRevision, '--runtime-image-revision'),
@@ -240,30 +255,35 @@ program
   .command('pin <version>')
   .description('write releases/<version>.json with every pin filled (module hashes, commit, Go version)')
   .option('--rke2 <release>', 'the RKE2 release shipping this Kubernetes version (default <version>+rke2r1)')
+  .option('--kine <version>', "the kine version (the L2 lab's datastore shim; default: the one that RKE2 release runs)")
   .option('--stamp <version>', 'version the kubelet reports (default: the RKE2 release, e.g. v1.36.4+rke2r1; or a distinct suffix such as v1.36.4+lxc.1)')
   .option('--goproxy <url>', 'GOPROXY to resolve modules through')
   .option('--source-url <url>', 'git URL to read the tag commit from')
   .option('--releases-dir <dir>', 'where to write the manifest', path.join(PROJECT_ROOT, 'releases'))
   .option('--force', 'overwrite an existing manifest', false)
   .option('--json', 'as JSON', false)
-  .action(async (version: string, flags: { rke2?: string; stamp?: string; goproxy?: string; sourceUrl?: string; releasesDir: string; force: boolean; json: boolean }) => {
+  .action(async (version: string, flags: { rke2?: string; kine?: string; stamp?: string; goproxy?: string; sourceUrl?: string; releasesDir: string; force: boolean; json: boolean }) => {
     const log = createLogger({ json: flags.json });
-    const res = await pinRelease({ version, rke2: flags.rke2, stamp: flags.stamp, goproxy: flags.goproxy, gitUrl: flags.sourceUrl, releasesDir: path.resolve(flags.releasesDir), force: flags.force, log });
+    const res = await pinRelease({ version, rke2: flags.rke2, kine: flags.kine, stamp: flags.stamp, goproxy: flags.goproxy, gitUrl: flags.sourceUrl, releasesDir: path.resolve(flags.releasesDir), force: flags.force, log });
     print(flags.json, res, () => [`wrote ${path.relative(process.cwd(), res.file)}`, ...res.notes.map((n) => `note: ${n}`), `next: npm run build-kubelet -- --release ${res.manifest.kubernetes.version}`].join('\n'));
   });
 
-addCommonOptions(program.command('lab').description('L1: stock and patched kubelet in an LXC container on a cgroup v2 kernel (qemu guest), one run per fault profile'), false)
+addCommonOptions(
+  program.command('lab').description('the LXC lab: stock and patched kubelet in an LXC container on a cgroup v2 kernel (qemu guest), one run per fault profile; L1 standalone, L2 a server node with conformance tests'),
+  false,
+)
   .option('--profile <ids...>', 'fault profiles to run (default: all in lab/profiles.json)')
-  .action(async (flags: CommonFlags & { profile?: string[] }) => {
+  .addOption(new Option('--level <level>', 'L1: a standalone kubelet with a static pod; L2: a server node (kine on SQLite, the control plane, the kubelet registering) and the conformance tier').choices([...LAB_LEVELS]).default('L1'))
+  .action(async (flags: CommonFlags & { profile?: string[]; level: LabLevel }) => {
     const log = createLogger({ json: flags.json });
-    const ctx = await makeContext({ ...flags, lab: true, platform: flags.platform ?? [LAB_PLATFORM] }, log);
+    const ctx = await makeContext({ ...flags, lab: flags.level, platform: flags.platform ?? [LAB_PLATFORM] }, log);
     const result = await runPipeline(ctx, 'source', 'build');
     if (ctx.opts.dryRun) {
-      log.info(`would run the lab: profiles ${flags.profile?.join(', ') ?? 'all of lab/profiles.json'}, stock and patched linux/amd64 kubelets`);
+      log.info(`would run the lab ${flags.level}: profiles ${flags.profile?.join(', ') ?? 'all of lab/profiles.json'}, stock and patched linux/amd64 kubelets${flags.level === 'L2' ? `, conformance tier ${ctx.opts.smoke.conformance}` : ''}`);
       return;
     }
     if (!result.outputs.build) throw new StageError('the lab has no kubelets: the build stage gave no output', 'smoke');
-    const lab = await runLabFor(ctx, result.outputs.build.binaries, flags.profile);
+    const lab = await runLabFor(ctx, result.outputs, { level: flags.level, profiles: flags.profile, conformance: ctx.opts.smoke.conformance });
     print(flags.json, { checks: lab.checks, reports: lab.files }, () => lab.files.map((f) => `report: ${f}`).join('\n'));
     if (!lab.checks.every((c) => c.ok)) throw new StageError(`lab failed: ${lab.checks.filter((c) => !c.ok).map((c) => c.detail).join('; ')}`, 'smoke');
   });

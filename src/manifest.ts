@@ -61,6 +61,11 @@ export const manifestSchema = z
       runtimeImage: z.string().min(1),
     }),
     platforms: z.array(z.enum(PLATFORMS)).min(1),
+    /**
+     * kine (github.com/k3s-io/kine), the SQLite etcd shim of the lab's L2 server node: the
+     * version the RKE2 release runs, with its Go module hashes.
+     */
+    kine: z.object({ version: z.string().regex(/^v\d+\.\d+\.\d+$/, 'a kine release such as v0.16.4'), h1: h1Hash, goModH1: h1Hash.optional() }).optional(),
     /** What the pinned stages may build: the main program path inside the tree. */
     target: z.string().default('./cmd/kubelet'),
   })

@@ -11,12 +11,15 @@ import { isVersionTag, parseVersion } from './lib/version.js';
 import { RELEASES_DIR, minorOf, parseManifest, PLATFORMS, type ModulePin, type ReleaseManifest } from './manifest.js';
 import { StageError } from './stages/types.js';
 import type { Logger } from './lib/progress.js';
+import { KINE_MODULE, kineVersionFor } from './rke2/kine.js';
 
 export const KUBERNETES_GIT_URL = 'https://github.com/kubernetes/kubernetes.git';
 
 export interface PinOptions {
   version: string;
   rke2?: string;
+  /** the kine version (default: the one the RKE2 release runs, from src/rke2/kine.ts) */
+  kine?: string;
   stamp?: string;
   goproxy?: string;
   gitUrl?: string;
@@ -116,6 +119,15 @@ export async function pinRelease(opts: PinOptions): Promise<PinResult> {
 
     const rke2 = opts.rke2 ?? `${version}+rke2r1`;
     if (!rke2.startsWith(`${version}+rke2r`)) throw new StageError(`RKE2 release ${rke2} does not ship Kubernetes ${version} (expected ${version}+rke2rN)`, 'cli');
+    // kine as the RKE2 release runs it: the L2 lab's datastore shim
+    const kineVersion = kineVersionFor(rke2, opts.kine);
+    const kineStep = log.step(`resolving ${KINE_MODULE}@${kineVersion} (the kine RKE2 ${rke2} runs)`);
+    const kineGot = (await download(work, [`${KINE_MODULE}@${kineVersion}`], env, log)).got[0];
+    if (!kineGot || kineGot.Error || !kineGot.Sum) {
+      kineStep.fail();
+      throw new StageError(`the Go module proxy does not serve ${KINE_MODULE}@${kineVersion}: ${kineGot?.Error ?? 'no answer'}`, 'cli');
+    }
+    kineStep.succeed(`${KINE_MODULE}@${kineVersion} ${kineGot.Sum}`);
     const manifest: ReleaseManifest = {
       schema: 1,
       kubernetes: { version, commit, commitTime: new Date(info.Time).toISOString().replace(/\.\d{3}Z$/, 'Z') },
@@ -126,6 +138,7 @@ export async function pinRelease(opts: PinOptions): Promise<PinResult> {
       rke2: { version: rke2, runtimeImage: `rancher/rke2-runtime:${rke2.replace('+', '-')}` },
       platforms: [...PLATFORMS],
       target: './cmd/kubelet',
+      kine: { version: kineVersion, h1: kineGot.Sum, ...(kineGot.GoModSum ? { goModH1: kineGot.GoModSum } : {}) },
     };
     parseManifest(file, manifest); // validates before anything is written
     if (!(await exists(path.resolve(releasesDir, manifest.patches)))) notes.push(`no patch series at patches/${minorOf(version)} yet: write one before building`);

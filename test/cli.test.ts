@@ -27,7 +27,7 @@ describe('cli', () => {
     const res = await runCli(['lab', '--dry-run', '--source', 'goproxy', '--workdir', work, '--profile', 'A', 'H']);
     expect(res.exitCode, res.stderr).toBe(0);
     expect(res.stderr).toMatch(/would run source: /);
-    expect(res.stderr).toMatch(/would run the lab: profiles A, H, stock and patched linux\/amd64 kubelets/);
+    expect(res.stderr).toMatch(/would run the lab L1: profiles A, H, stock and patched linux\/amd64 kubelets/);
     expect(() => readdirSync(path.join(work, 'out'))).toThrow();
   });
 });

@@ -6,7 +6,7 @@ import { readFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { FIXTURE_DIR, FIXTURE_VERSION, cleanup, makeUpstreamRepo, runCli, tempDir, type UpstreamRepo } from './helpers/fixture.js';
-import { makeLocalProxy, removeModCache, tamperZip, type LocalProxy } from './helpers/goproxy.js';
+import { FIXTURE_KINE_VERSION, makeLocalProxy, removeModCache, tamperZip, type LocalProxy } from './helpers/goproxy.js';
 import { hashModuleDir } from '../src/lib/gomod.js';
 import { exists } from '../src/lib/fsutil.js';
 import { cp, writeFile } from 'node:fs/promises';
@@ -34,7 +34,7 @@ afterAll(async () => {
 describe('goproxy source', () => {
   it('pin writes a manifest with every module hash, the Go version and the tag commit', async () => {
     const releases = path.join(root, 'releases');
-    const res = await runCli(['pin', FIXTURE_VERSION, '--goproxy', proxy.url, '--source-url', upstream.url, '--releases-dir', releases, '--json'], goEnv(path.join(root, 'modcache')));
+    const res = await runCli(['pin', FIXTURE_VERSION, '--kine', FIXTURE_KINE_VERSION, '--goproxy', proxy.url, '--source-url', upstream.url, '--releases-dir', releases, '--json'], goEnv(path.join(root, 'modcache')));
     expect(res.stderr).not.toMatch(/^error:/m);
     expect(res.exitCode).toBe(0);
     manifestFile = path.join(releases, `${FIXTURE_VERSION}.json`);
@@ -48,6 +48,9 @@ describe('goproxy source', () => {
     const dir = path.join(root, 'modcache', 'k8s.io', `component-base@v0.99.0`);
     const cb = m.source.goproxy.staging.find((s: { path: string }) => s.path === 'k8s.io/component-base');
     expect(cb.h1).toBe(await hashModuleDir(dir, 'k8s.io/component-base', 'v0.99.0'));
+    // kine, the L2 lab's datastore shim, pinned the same way
+    expect(m.kine.version).toBe(FIXTURE_KINE_VERSION);
+    expect(m.kine.h1).toBe(await hashModuleDir(path.join(root, 'modcache', 'github.com', 'k3s-io', `kine@${FIXTURE_KINE_VERSION}`), 'github.com/k3s-io/kine', FIXTURE_KINE_VERSION));
     // Point the manifest at the fixture's patch series, as a maintainer would for a new minor.
     m.patches = path.relative(releases, path.join(FIXTURE_DIR, 'patches'));
     await writeFile(manifestFile, `${JSON.stringify(m, null, 2)}\n`);
@@ -59,7 +62,7 @@ describe('goproxy source', () => {
     await execa('chmod', ['u+w', info]);
     await writeFile(info, JSON.stringify({ Version: FIXTURE_VERSION, Time: '2031-01-02T03:04:05Z', Origin: { VCS: 'git', URL: 'file:///x', Ref: `refs/tags/${FIXTURE_VERSION}` } }));
     const releases = path.join(root, 'releases-again');
-    const res = await runCli(['pin', FIXTURE_VERSION, '--goproxy', proxy.url, '--source-url', upstream.url, '--releases-dir', releases, '--json'], goEnv(path.join(root, 'modcache')));
+    const res = await runCli(['pin', FIXTURE_VERSION, '--kine', FIXTURE_KINE_VERSION, '--goproxy', proxy.url, '--source-url', upstream.url, '--releases-dir', releases, '--json'], goEnv(path.join(root, 'modcache')));
     expect(res.exitCode, res.stderr).toBe(0);
     const m = JSON.parse(await readFile(path.join(releases, `${FIXTURE_VERSION}.json`), 'utf8'));
     expect(m.kubernetes.commitTime).toBe('2026-03-01T12:00:00Z');

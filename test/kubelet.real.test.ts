@@ -11,6 +11,8 @@ import { runCli } from './helpers/fixture.js';
 import { fileHash } from '../src/lib/fsutil.js';
 import { runLab } from '../src/lab/index.js';
 import { labCacheDir } from '../src/stages/smoke.js';
+import { loadConformanceList, testsOfTier } from '../src/lab/l2/conformance.js';
+import type { LabReport } from '../src/lab/types.js';
 
 /** pids of this process's lab guests (qemu's 9p share lies in <lab cache>/work/run-<our pid>-...). */
 async function ourQemuPids(): Promise<number[]> {
@@ -39,7 +41,7 @@ describe(`real kubelet ${manifest.id}`, () => {
 
   it('npm run build-kubelet (default release, default source) builds, packages and proves the series', async () => {
     // progress streams into the test log as it happens (a cold run takes tens of minutes)
-    const res = await runCli(['build', '--workdir', workdir, '--patch-tests', '--lab', '--json'], {}, { stream: true });
+    const res = await runCli(['build', '--workdir', workdir, '--patch-tests', '--lab', 'L1,L2', '--conformance', 'ci', '--json'], {}, { stream: true });
     expect(res.exitCode).toBe(0);
     // GitHub is not reachable here: the default build says it used the module proxy instead.
     expect(res.stderr).toMatch(/source: .*(Go module proxy|not reachable)/);
@@ -93,6 +95,35 @@ describe(`real kubelet ${manifest.id}`, () => {
     const l1 = out.smoke.filter((c) => c.level === 'L1');
     expect(l1).toHaveLength(1);
     expect(l1[0]!.ok).toBe(true);
+    const l2 = out.smoke.filter((c) => c.level === 'L2');
+    expect(l2).toHaveLength(1);
+    expect(l2[0]!.ok, l2[0]!.detail).toBe(true);
+  });
+
+  it('L2: the node registers with the SQLite-backed control plane in the LXC container and passes the checks and the conformance CI tier; stock under all never gets Ready', async () => {
+    const report = JSON.parse(await readFile(path.join(workdir, 'out', manifest.id, 'reports', 'lab-l2', 'lab-report.json'), 'utf8')) as LabReport;
+    expect(report.level).toBe('L2');
+    expect(report.l2?.datastore).toMatch(/^sqlite:\/\/\/var\/lib\/rancher\/rke2\/server\/db\/state\.db\?/);
+    const run = (profile: string, kubelet: string) => report.runs.find((r) => r.profile === profile && r.kubelet === kubelet)!;
+    const ciTier = testsOfTier(loadConformanceList(), 'ci').map((t) => t.name).sort();
+    for (const profile of ['lxc-default', 'all']) {
+      const p = run(profile, 'patched');
+      expect(p.l2?.ready, `${profile} patched Ready`).toBe(true);
+      expect(p.l2?.checks.filter((c) => !c.ok), `${profile} patched checks`).toEqual([]);
+      expect(p.l2?.checks.map((c) => c.name)).toEqual(expect.arrayContaining(['capacity cpu', 'capacity memory', 'pod Running', 'kubectl logs (apiserver -> kubelet)', 'kubectl exec (apiserver -> kubelet)', 'pod deleted and its cgroup gone']));
+      expect(p.l2?.kubeletExits).toEqual([]);
+      expect(p.l2?.conformance?.results.map((r) => r.name).sort()).toEqual(ciTier);
+      expect(p.l2?.conformance?.results.filter((r) => r.result !== 'passed').map((r) => `${r.name}: ${r.result} ${r.message ?? ''}`)).toEqual([]);
+    }
+    // the harness is not rigged: the stock kubelet passes every check where nothing is broken
+    expect(run('lxc-default', 'stock').l2?.checks.filter((c) => !c.ok)).toEqual([]);
+    expect(run('lxc-default', 'stock').l2?.ready).toBe(true);
+    // the negative control: under every fault the stock kubelet's node never gets Ready, with the upstream error
+    const neg = run('all', 'stock');
+    expect(neg.l2?.ready).toBe(false);
+    expect(neg.l2?.kubeletExits.length).toBeGreaterThan(0);
+    expect(neg.expectedErrorsMissing).toEqual([]);
+    expect(report.verdict.problems).toEqual([]);
   });
 
   it('recovers in the same run when KVM cannot run the guest and when the guest dies mid-run, and the report says both', async () => {

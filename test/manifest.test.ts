@@ -80,3 +80,13 @@ describe('release manifest', () => {
     expect(res.stderr).not.toMatch(/at .*\.ts:\d+/);
   });
 });
+
+describe('kine version for pin', () => {
+  it('takes --kine, else the version the RKE2 release runs, and names the flag for an unknown release', async () => {
+    const { kineVersionFor } = await import('../src/rke2/kine.js');
+    expect(kineVersionFor('v1.36.4+rke2r1', undefined)).toBe('v0.16.4');
+    expect(kineVersionFor('v1.99.0+rke2r1', 'v0.99.0')).toBe('v0.99.0');
+    expect(() => kineVersionFor('v1.99.0+rke2r1', undefined)).toThrow(/which kine RKE2 v1\.99\.0\+rke2r1 runs is not known here: pass --kine <version>/);
+    expect(() => kineVersionFor('v1.36.4+rke2r1', '0.16')).toThrow('--kine must be a kine release such as v0.16.4, got "0.16"');
+  });
+});

@@ -7,8 +7,8 @@
 // finished one is expected.
 import { createHash, randomBytes } from 'node:crypto';
 import { chmod, copyFile, mkdir, readFile, readdir, readlink, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
-import { buildLabImages } from './images.js';
+import { dirname, join, posix } from 'node:path';
+import { writeLabImages } from './images.js';
 import { hostDebianMirror } from './mirror.js';
 import { labFile } from './paths.js';
 import { run } from './proc.js';
@@ -27,9 +27,15 @@ export const GUEST_PACKAGES: readonly string[] = Object.freeze([
   'kmod',
   'iproute2',
   'procps',
+  // L2 (server node): pod networking, the host's path to the apiserver, TLS checks
+  'containernetworking-plugins', // bridge, host-local, loopback CNI plug-ins
+  'socat', // forwards the guest's user-net port 6443 to the container's apiserver
+  'curl', // /readyz checks in the container; with its libraries, the agnhost image's curl
 ]);
 /** Bump when the build steps below change what ends up in the image. */
-export const GUEST_RECIPE_VERSION = 3;
+export const GUEST_RECIPE_VERSION = 4;
+/** Programs the L2 test images take from the guest's Debian root, with their shared libraries. */
+export const IMAGE_FILES_FROM_GUEST: readonly string[] = Object.freeze(['/bin/busybox', '/usr/bin/curl']);
 /** Files of lab/ baked into the image (everything else comes over 9p at run time). */
 export const GUEST_BAKED_FILES: readonly string[] = Object.freeze(['guest/lab-init']);
 /** Free space in the guest disk for the kubelets, containerd and kubelet state. */
@@ -41,6 +47,8 @@ export interface GuestImage {
   kernel: string;
   initrd: string;
   rootfs: string;
+  /** files for the L2 test images, laid out as in the guest's root (IMAGE_FILES_FROM_GUEST and their libraries) */
+  imageFiles: string;
   cached: boolean;
   meta: GuestMeta;
 }
@@ -134,12 +142,59 @@ async function removeStaleBuilds(cacheDir: string, log: (l: string) => void): Pr
 async function loadGuest(dir: string, key: string, cached: boolean): Promise<GuestImage | undefined> {
   try {
     const meta = JSON.parse(await readFile(join(dir, 'meta.json'), 'utf8')) as GuestMeta;
-    const g = { key, dir, kernel: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd.img'), rootfs: join(dir, 'rootfs.img'), cached, meta };
-    for (const f of [g.kernel, g.initrd, g.rootfs]) if (!(await exists(f))) return undefined;
+    const g = { key, dir, kernel: join(dir, 'vmlinuz'), initrd: join(dir, 'initrd.img'), rootfs: join(dir, 'rootfs.img'), imageFiles: join(dir, 'image-files'), cached, meta };
+    for (const f of [g.kernel, g.initrd, g.rootfs, g.imageFiles]) if (!(await exists(f))) return undefined;
     return g;
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Copies programs out of the guest's root with every shared library the dynamic loader says
+ * they need (ld.so --list, run in the root), at the paths the loader looks them up at.
+ */
+async function exportImageFiles(rootfs: string, dest: string, opts: { signal?: AbortSignal }): Promise<void> {
+  const wanted = new Set<string>();
+  for (const prog of IMAGE_FILES_FROM_GUEST) {
+    wanted.add(prog);
+    const elf = await readFile(join(rootfs, prog));
+    if (elf.subarray(0, 4).toString('latin1') !== '\x7fELF') throw new Error(`${prog} in the guest is not an ELF program`);
+    // a static program has no interpreter: nothing to list
+    if (!elf.includes(Buffer.from('/lib64/ld-linux-x86-64.so.2'))) continue;
+    const listed = await run('chroot', [rootfs, '/lib64/ld-linux-x86-64.so.2', '--list', prog], { signal: opts.signal });
+    for (const line of listed.stdout.split('\n')) {
+      const m = /=>\s*(\/\S+)|^\s*(\/\S+)\s+\(0x/.exec(line);
+      const lib = m?.[1] ?? m?.[2];
+      if (lib) wanted.add(lib);
+    }
+  }
+  for (const f of [...wanted].sort()) {
+    const target = join(dest, f);
+    await mkdir(dirname(target), { recursive: true });
+    // the bytes of the file the name resolves to inside the guest root (links followed there, not on the host)
+    await copyFile(await resolveIn(rootfs, f), target);
+  }
+  await writeFile(join(dest, '.files'), [...wanted].sort().join('\n') + '\n');
+}
+
+/** The host path of what `p` names inside root, following symbolic links within root. */
+async function resolveIn(root: string, p: string, depth = 0): Promise<string> {
+  if (depth > 40) throw new Error(`too many links resolving ${p} in ${root}`);
+  const parts = p.split('/').filter(Boolean);
+  let cur = '/';
+  for (let i = 0; i < parts.length; i++) {
+    const next = posix.join(cur, parts[i]!);
+    const link = await readlink(join(root, next)).catch(() => undefined);
+    if (link === undefined) {
+      cur = next;
+      continue;
+    }
+    const rest = parts.slice(i + 1).join('/');
+    const target = link.startsWith('/') ? link : posix.join(cur, link);
+    return resolveIn(root, posix.join(target, rest), depth + 1);
+  }
+  return join(root, cur);
 }
 
 export interface EnsureGuestOptions {
@@ -217,10 +272,11 @@ export async function ensureGuest(opts: EnsureGuestOptions): Promise<GuestImage>
         await chmod(join(rootfs, 'sbin', 'lab-init'), 0o755);
       }
     }
-    const busybox = await readFile(join(rootfs, 'bin', 'busybox'));
     await mkdir(join(rootfs, 'opt', 'lab', 'images'), { recursive: true });
-    await writeFile(join(rootfs, 'opt', 'lab', 'images', 'lab-images.tar'), buildLabImages(busybox));
+    await writeLabImages(join(rootfs, 'opt', 'lab', 'images', 'lab-images.tar'), await resolveIn(rootfs, '/bin/busybox'));
     log('guest: lab images built from busybox-static (lab.local/busybox:1, lab.local/pause:1)');
+    await exportImageFiles(rootfs, join(tmp, 'image-files'), { signal });
+    log(`guest: ${IMAGE_FILES_FROM_GUEST.join(', ')} and their libraries kept for the L2 test images`);
 
     const versions: Record<string, string> = {};
     const q = await run('dpkg-query', [`--admindir=${join(rootfs, 'var', 'lib', 'dpkg')}`, '-W', '-f', '${Package} ${Version}\n', ...GUEST_PACKAGES], { signal });

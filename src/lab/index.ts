@@ -13,10 +13,15 @@ import { labFile } from './paths.js';
 import { LabAbortError, have, run } from './proc.js';
 import { compileProfile, loadProfiles, selectProfiles, type LabProfile } from './profiles.js';
 import { accelCandidates, KVM_PROOF_SECONDS, kvmFailureIn, QEMU, startVm, type Accel, type VmHandle } from './qemu.js';
-import { readRunDir } from './results.js';
-import { renderReport } from './table.js';
-import { KUBELET_KINDS, type KubeletKind, type LabAccelFallback, type LabGuestRestart, type LabOptions, type LabProfileSummary, type LabReport, type LabRun, type LabStepTiming } from './types.js';
+import { readRunDir, withL2 } from './results.js';
+import { renderConformance, renderReport } from './table.js';
+import { writeJunit, type JunitStatus } from '../lib/junit.js';
+import { KUBELET_KINDS, type KubeletKind, type LabAccelFallback, type LabGuestRestart, type LabLevel, type LabOptions, type LabProfileSummary, type LabReport, type LabRun, type LabStepTiming } from './types.js';
 import { labVerdict } from './verdict.js';
+import { driveL2Run, L2_BUDGETS, type L2RunResult } from './l2/driver.js';
+import { writeL2Images } from './l2/images.js';
+import { APISERVER_PORT, makeRunPki, NODE_IP, NODE_NAME, SERVICE_CIDR } from './l2/pki.js';
+import type { ConformanceTest } from './l2/conformance.js';
 
 export { labVerdict, type LabVerdict } from './verdict.js';
 export { LAB_PROFILE_IDS, loadProfiles, parseProfiles, compileProfile, type LabProfile } from './profiles.js';
@@ -24,6 +29,7 @@ export { renderReport, renderTable } from './table.js';
 export { LabAbortError } from './proc.js';
 export { GUEST_PACKAGES, GUEST_SUITE } from './guest.js';
 export type * from './types.js';
+export { LAB_LEVELS, KUBELET_KINDS } from './types.js';
 export { KVM_ENV, KVM_MODES, kvmModeFrom, type KvmMode } from './qemu.js';
 
 /** Time budgets of the lab's steps, in seconds (TCG on a 2-core machine). */
@@ -36,11 +42,22 @@ export const STEP_BUDGETS = Object.freeze({
   shutdown: 60,
 });
 
+/** The L2 lab's conformance results, beside its report (and attached to releases). */
+export const CONFORMANCE_JUNIT = 'conformance-junit.xml';
+export const CONFORMANCE_TABLE = 'conformance.txt';
+
+/** Parallel ginkgo processes for the conformance tests (the guest's 2 vCPUs are the limit, waits are not). */
+export const CONFORMANCE_PROCS = 3;
+
 /** Boots of the guest per lab: the second one only when the first ended before its runs were done. */
 const MAX_GUEST_BOOTS = 2;
 
 /** Files of lab/ the guest reads at run time over 9p. */
-const RUNTIME_FILES = ['guest-main.sh', 'ct-init.sh', 'lxc.conf.in', 'containerd.toml', 'kubelet-config.yaml', 'static-pod.yaml'];
+const RUNTIME_FILES = ['guest-main.sh', 'ct-init.sh', 'lxc.conf.in', 'containerd.toml', 'kubelet-config.yaml', 'static-pod.yaml', 'ct-l2.sh', 'containerd-l2.toml', 'kubelet-config-l2.yaml', 'cni-bridge.conflist'];
+/** Control-plane programs the L2 container runs from the kubelet disk (kubectl and e2e.test stay on the host). */
+const L2_DISK_PROGRAMS = ['kube-apiserver', 'kube-controller-manager', 'kube-scheduler', 'kine'] as const;
+/** The L2 node's datastore, shaped like RKE2's with disable-etcd and a sqlite:// endpoint. */
+export const L2_DATASTORE = 'sqlite:///var/lib/rancher/rke2/server/db/state.db?_journal=WAL&cache=shared&_busy_timeout=30000';
 /** Host programs the lab runs (scripts/lab-host-deps.sh installs them). */
 export const HOST_TOOLS = [QEMU, 'setpriv', 'debootstrap', 'mkfs.ext4', 'dpkg-query'];
 
@@ -115,18 +132,43 @@ interface PlannedRun {
   id: string;
   profile: LabProfile;
   kubelet: KubeletKind;
+  level: LabLevel;
+  /** seconds the run may take inside the container */
+  deadline: number;
+  /** L2: the conformance tests this run runs (the patched kubelet's only) */
+  conformance: ConformanceTest[];
 }
 
-function plan(profiles: LabProfile[]): PlannedRun[] {
+function plan(profiles: LabProfile[], level: LabLevel, l1Deadline: number, l2: LabOptions['l2']): PlannedRun[] {
   const runs: PlannedRun[] = [];
   let n = 0;
   for (const p of profiles) {
     for (const k of KUBELET_KINDS) {
       n++;
-      runs.push({ id: `${String(n).padStart(2, '0')}-${p.id}-${k}`, profile: p, kubelet: k });
+      const conformance = level === 'L2' && k === 'patched' ? (l2?.conformance?.tests ?? []) : [];
+      const deadline = level === 'L1' ? l1Deadline : l2RunDeadline(conformance.length);
+      runs.push({ id: `${String(n).padStart(2, '0')}-${p.id}-${k}`, profile: p, kubelet: k, level, deadline, conformance });
     }
   }
   return runs;
+}
+
+/** An L2 run's time inside the container: control plane, node Ready, checks, the conformance tests. */
+export function l2RunDeadline(tests: number): number {
+  return L2_BUDGETS.apiserverReady + L2_BUDGETS.nodeReady + L2_BUDGETS.serviceAccount + L2_BUDGETS.podRunning + L2_BUDGETS.cgroupGone + 120 + (tests ? L2_BUDGETS.e2eSetup + L2_BUDGETS.perConformanceTest * tests : 0);
+}
+
+/** A free TCP port on the host's loopback, for qemu to forward to the guest's apiserver port. */
+async function freeLoopbackPort(): Promise<number> {
+  const { createServer } = await import('node:net');
+  return new Promise((res, rej) => {
+    const srv = createServer();
+    srv.once('error', rej);
+    srv.listen(0, '127.0.0.1', () => {
+      const port = (srv.address() as { port: number }).port;
+      srv.close(() => res(port));
+    });
+  });
 }
 
 function summary(p: LabProfile): LabProfileSummary {
@@ -178,14 +220,17 @@ export async function runLab(opts: LabOptions): Promise<LabReport> {
   const cacheDir = resolve(opts.cacheDir);
   const kubelets = { stock: resolve(opts.kubelets.stock), patched: resolve(opts.kubelets.patched) };
   const profiles = selectProfiles(loadProfiles(), opts.profiles);
-  const runs = plan(profiles);
+  const level: LabLevel = opts.level ?? 'L1';
+  if (level === 'L2' && !opts.l2) throw new LabSetupError('the L2 lab needs its control plane, kine, e2e.test and test images (opts.l2): build them with the release (kubelet-lxc lab --level L2)');
+  const runs = plan(profiles, level, deadline, opts.l2);
+  const memoryMiB = opts.memoryMiB ?? (level === 'L2' ? 4096 : 3072);
 
   await checkKubelets(kubelets);
   await checkHostTools();
   if (signal?.aborted) throw new LabAbortError();
   await mkdir(outDir, { recursive: true });
   // an earlier verdict must not outlive this run (its runs/ go below)
-  for (const f of ['lab-report.json', 'lab-report.txt']) await rm(join(outDir, f), { force: true });
+  for (const f of ['lab-report.json', 'lab-report.txt', CONFORMANCE_JUNIT, CONFORMANCE_TABLE]) await rm(join(outDir, f), { force: true });
 
   const labProblems: string[] = [];
   let vm: VmHandle | undefined;
@@ -222,6 +267,10 @@ export async function runLab(opts: LabOptions): Promise<LabReport> {
     await mkdir(join(share, 'profiles'));
     await mkdir(join(share, 'out'));
     for (const f of RUNTIME_FILES) await copyFile(labFile(f), join(share, 'lab', f));
+    if (opts.l2) {
+      const f = join(share, 'lab', 'containerd-l2.toml');
+      await writeFile(f, (await readFile(f, 'utf8')).replace('@PAUSE_IMAGE@', opts.l2.imageRefs.pause));
+    }
     // the kubelets travel on their own read-only disk (outside the 9p share)
     const kdir = join(workDir, 'kubelets');
     await mkdir(kdir);
@@ -229,6 +278,38 @@ export async function runLab(opts: LabOptions): Promise<LabReport> {
     for (const k of KUBELET_KINDS) {
       await linkOrCopy(kubelets[k], join(kdir, `kubelet-${k}`));
       kbytes += (await stat(kubelets[k])).size;
+    }
+    let hostPort: number | undefined;
+    if (level === 'L2') {
+      const l2 = opts.l2!;
+      for (const p of L2_DISK_PROGRAMS) {
+        await linkOrCopy(l2.binaries.paths[p], join(kdir, p));
+        kbytes += (await stat(l2.binaries.paths[p])).size;
+      }
+      const images = join(kdir, 'images-l2.tar');
+      log(`lab: L2 test images (${Object.values(l2.imageRefs).join(', ')})`);
+      await writeL2Images(images, { refs: l2.imageRefs, imageFiles: guest.imageFiles, bins: l2.binaries, tree: l2.tree });
+      kbytes += (await stat(images)).size;
+      hostPort = await freeLoopbackPort();
+      // per run: fresh credentials, kubeconfigs and the run's settings, in its control folder
+      for (const r of runs) {
+        const ctl = join(share, 'l2', r.id);
+        await mkdir(ctl, { recursive: true });
+        await makeRunPki(join(ctl, 'pki'), { hostPort, containerDir: '/lab-ctl/pki' });
+        await writeFile(
+          join(ctl, 'run.env'),
+          [
+            'IMAGES=/opt/lab/kubelets/images-l2.tar',
+            'CONTAINERD_CONFIG=containerd-l2.toml',
+            `DATASTORE='${L2_DATASTORE}'`,
+            `NODE_IP=${NODE_IP}`,
+            `NODE_NAME=${NODE_NAME}`,
+            `SERVICE_CIDR=${SERVICE_CIDR}`,
+            `APISERVER_BUDGET=${L2_BUDGETS.apiserverReady}`,
+            '',
+          ].join('\n'),
+        );
+      }
     }
     const kubeletDisk = join(workDir, 'kubelets.img');
     await run('mkfs.ext4', ['-q', '-F', '-L', 'labkubelets', '-d', kdir, kubeletDisk, `${Math.ceil(kbytes / 1048576) + 64}M`], { signal });
@@ -256,17 +337,24 @@ export async function runLab(opts: LabOptions): Promise<LabReport> {
       if (!r) return;
       const dest = join(runsOut, id);
       await cp(join(share, 'out', id), dest, { recursive: true }).catch(() => undefined);
-      const run = await readRunDir(
+      let run = await readRunDir(
         { id, profile: r.profile.id, kubelet: r.kubelet, logDir: dest, expectedErrors: r.kubelet === 'stock' ? r.profile.expect.stock.errors : undefined },
         dest,
       );
+      if (r.level === 'L2') {
+        l2Ended.get(id)?.();
+        run = withL2(run, await (drivers.get(id) ?? Promise.resolve(undefined)));
+      }
       results.set(id, run);
       const expectPass = r.kubelet === 'patched' || !r.profile.expect.stock.fails;
       const verdict = !run.completed || !run.profileApplied ? 'NOT JUDGED' : run.passed === expectPass ? 'as expected' : 'UNEXPECTED';
+      const how = run.l2
+        ? `node ${run.l2.registered ? 'registered' : 'not registered'}, ${run.l2.ready ? 'Ready' : 'not Ready'}, checks ${run.l2.checks.filter((c) => c.ok).length}/${run.l2.checks.length}` +
+          (run.l2.conformance ? `, conformance ${run.l2.conformance.results.filter((c) => c.result === 'passed').length}/${run.l2.conformance.results.length}` : '')
+        : `healthz ${run.healthz ? 'ok' : 'no'}, pod ${run.podRunning ? 'Running' : 'not Running'}`;
       log(
-        `lab: ${r.profile.id}/${r.kubelet}: ${run.passed ? 'pass' : 'fail'} (${verdict}; CM ${run.containerManagerStarted ? 'started' : 'not started'}, ` +
-          `healthz ${run.healthz ? 'ok' : 'no'}, pod ${run.podRunning ? 'Running' : 'not Running'}, ${run.seconds ?? '?'} s)` +
-          (run.passed ? '' : ` ${run.firstError ? '- ' + run.firstError.slice(0, 160) : '- ' + run.endReason}`),
+        `lab: ${r.profile.id}/${r.kubelet}: ${run.passed ? 'pass' : 'fail'} (${verdict}; CM ${run.containerManagerStarted ? 'started' : 'not started'}, ${how}, ${run.seconds ?? '?'} s)` +
+          (run.passed ? '' : ` ${run.firstError ? '- ' + run.firstError.slice(0, 160) : '- ' + (run.l2?.problem ?? run.endReason)}`),
       );
       if (verdict === 'UNEXPECTED' || verdict === 'NOT JUDGED') {
         // the evidence at once, in the log a maintainer reads (CI), not only in the report
@@ -276,10 +364,44 @@ export async function runLab(opts: LabOptions): Promise<LabReport> {
       }
     };
     const guestRestarts: LabGuestRestart[] = [];
+    // L2: one host-side driver per run, started when the guest starts the run
+    const drivers = new Map<string, Promise<L2RunResult>>();
+    const l2Ended = new Map<string, () => void>();
+    const startDriver = (r: PlannedRun): void => {
+      const l2 = opts.l2!;
+      const ctlDir = join(share, 'l2', r.id);
+      let endRun: () => void = () => undefined;
+      const runEnded = new Promise<void>((res) => (endRun = res));
+      l2Ended.set(r.id, endRun);
+      drivers.set(
+        r.id,
+        driveL2Run(
+          {
+            id: r.id,
+            ctlDir,
+            kubeconfig: join(ctlDir, 'pki', 'host.kubeconfig'),
+            kubectl: l2.binaries.paths.kubectl,
+            e2eTest: l2.binaries.paths['e2e.test'],
+            ginkgo: l2.binaries.paths.ginkgo,
+            procs: l2.procs ?? CONFORMANCE_PROCS,
+            outDir: join(runsOut, r.id),
+            conformance: r.conformance.length ? { tier: l2.conformance?.tier ?? 'custom', tests: r.conformance } : null,
+            runEnded,
+            log,
+            signal,
+          },
+          l2.imageRefs.busybox,
+        ),
+      );
+    };
     let remaining = runs;
     for (let boot = 1; ; ) {
-      await writeFile(join(share, 'runs.txt'), remaining.map((r) => `${r.id} ${r.profile.id} ${r.kubelet} ${deadline} ${settle}\n`).join(''));
-      for (const r of remaining) await rm(join(share, 'out', r.id), { recursive: true, force: true });
+      await writeFile(join(share, 'runs.txt'), remaining.map((r) => `${r.id} ${r.profile.id} ${r.kubelet} ${r.deadline} ${settle} ${r.level}\n`).join(''));
+      for (const r of remaining) {
+        await rm(join(share, 'out', r.id), { recursive: true, force: true });
+        // a run done again on a new boot starts with a clean control folder (its credentials stay)
+        for (const f of ['state', 'host-done', 'facts.env', 'cgroups.txt', 'kubelet-starts', 'kubelet-exits']) await rm(join(share, 'l2', r.id, f), { force: true });
+      }
       const proving = accel === 'kvm' && !kvmProven;
       const suffix = proving ? '.kvm' : boot === 1 ? '' : `.boot${boot}`;
       const consoleLog = join(outDir, `console${suffix}.log`);
@@ -293,7 +415,7 @@ export async function runLab(opts: LabOptions): Promise<LabReport> {
       const bootStarted = Date.now();
       log(
         `lab: booting the guest (qemu ${accel.toUpperCase()}${proving ? `, on trial: it must reach its first console marker within ${proofSeconds} s` : ''}, ` +
-          `2 vCPUs, ${opts.memoryMiB ?? 3072} MiB), ${remaining.length} runs${boot > 1 ? ` (boot ${boot})` : ''}`,
+          `2 vCPUs, ${memoryMiB} MiB${hostPort ? `, apiserver forwarded to 127.0.0.1:${hostPort}` : ''}), ${remaining.length} ${level} runs${boot > 1 ? ` (boot ${boot})` : ''}`,
       );
       clock.start(proving ? 'kvm-trial' : boot === 1 ? 'boot' : `boot ${boot}`, proving ? proofSeconds + 30 : STEP_BUDGETS.boot);
       const failKvm = (why: string): void => {
@@ -310,8 +432,9 @@ export async function runLab(opts: LabOptions): Promise<LabReport> {
         kubeletDisk,
         shareDir: share,
         accel,
-        memoryMiB: opts.memoryMiB ?? 3072,
+        memoryMiB,
         consoleLog,
+        hostForward: hostPort ? { hostPort, guestPort: APISERVER_PORT } : undefined,
         qemu: opts.qemu,
         onLine: proving
           ? (line) => {
@@ -333,19 +456,25 @@ export async function runLab(opts: LabOptions): Promise<LabReport> {
             case 'lxcfs-up':
               log('lab: guest: cgroup2, lxcfs and the bridge are ready');
               break;
+            case 'net-up':
+              log(`lab: guest: ${args[0] ?? 'its network device'} up, port 6443 passed on to the container (L2)`);
+              break;
             case 'kubelets-ready':
               log(`lab: guest: kubelet disk mounted (${args.join(' ')})`);
               break;
             case 'run-start': {
-              const index = runs.findIndex((r) => r.id === args[0]) + 1;
+              const index = runs.findIndex((r) => r.id === args[0]);
+              const r = runs[index];
               current = args[0];
-              clock.start(`run ${args[0]}`, deadline + STEP_BUDGETS.runOverhead);
-              log(`lab: [${index}/${total}] profile ${args[1]}, ${args[2]} kubelet`);
+              clock.start(`run ${args[0]}`, (r?.deadline ?? deadline) + STEP_BUDGETS.runOverhead);
+              log(`lab: [${index + 1}/${total}] profile ${args[1]}, ${args[2]} kubelet${r?.level === 'L2' ? ` (L2 server node${r.conformance.length ? `, ${r.conformance.length} conformance tests` : ''})` : ''}`);
+              if (r?.level === 'L2') startDriver(r);
               break;
             }
             case 'run-end':
               clock.end();
               current = undefined;
+              if (args[0]) l2Ended.get(args[0])?.();
               if (args[0]) {
                 ended.add(args[0]);
                 pending.push(collect(args[0]));
@@ -378,6 +507,8 @@ export async function runLab(opts: LabOptions): Promise<LabReport> {
         if (proofTimer) clearTimeout(proofTimer);
       }
       clock.end();
+      // an L2 driver still waiting for its run stops: this boot is over
+      for (const endRun of l2Ended.values()) endRun();
       await Promise.all(pending);
       if (aborted) throw new LabAbortError();
       const exitText = exit.exitCode ?? exit.signal ?? '?';
@@ -429,6 +560,7 @@ export async function runLab(opts: LabOptions): Promise<LabReport> {
     const finishedAt = new Date();
     const base = {
       schema: 1 as const,
+      level,
       startedAt: startedAt.toISOString(),
       finishedAt: finishedAt.toISOString(),
       seconds: Math.round((finishedAt.getTime() - startedAt.getTime()) / 100) / 10,
@@ -437,6 +569,7 @@ export async function runLab(opts: LabOptions): Promise<LabReport> {
       accelFallback,
       guest: { key: guest.key, cached: guest.cached, dir: guest.dir, versions: guest.meta.versions, kernelRelease: guest.meta.kernelRelease },
       kubelets: kubeletInfo,
+      ...(opts.l2 ? { l2: { binaries: opts.l2.binaries.sha256, images: opts.l2.imageRefs, datastore: L2_DATASTORE, conformanceTier: opts.l2.conformance?.tier ?? 'none', kine: opts.l2.binaries.kineVersion } } : {}),
       profiles: profiles.map(summary),
       runs: allRuns,
       steps: clock.steps,
@@ -447,6 +580,17 @@ export async function runLab(opts: LabOptions): Promise<LabReport> {
     await writeFileAtomic(join(outDir, 'lab-report.json'), JSON.stringify(report, null, 2) + '\n');
     const text = renderReport(report);
     await writeFileAtomic(join(outDir, 'lab-report.txt'), text);
+    if (level === 'L2') {
+      // the conformance results as they go out with a release: JUnit (one suite per run) and the table
+      const suites = allRuns
+        .filter((r) => r.l2?.conformance)
+        .map((r) => ({
+          name: `${r.id} (Kubernetes ${kubeletInfo[r.kubelet].version.replace(/^Kubernetes /, '')}, profile ${r.profile})`,
+          cases: r.l2!.conformance!.results.map((t) => ({ name: t.name, status: (t.result === 'not run' ? 'skipped' : t.result) as JunitStatus, seconds: t.seconds, ...(t.message ? { message: t.message } : {}) })),
+        }));
+      await writeFileAtomic(join(outDir, CONFORMANCE_JUNIT), writeJunit(suites));
+      await writeFileAtomic(join(outDir, CONFORMANCE_TABLE), `${renderConformance(report)}\n`);
+    }
     for (const line of text.trimEnd().split('\n')) log(line);
     return report;
   } finally {

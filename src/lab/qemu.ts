@@ -21,6 +21,8 @@ export interface QemuConfig {
   accel: Accel;
   memoryMiB: number;
   cpus: number;
+  /** L2: qemu's user network (restricted: the guest reaches nothing) with a port of the host's loopback forwarded to the guest */
+  hostForward?: { hostPort: number; guestPort: number };
 }
 
 /** qemu's arguments: no display, serial console on stdout, the guest disk copy-on-write (snapshot=on: the cached image is never written). */
@@ -56,6 +58,9 @@ export function qemuArgs(c: QemuConfig): string[] {
     `local,path=${c.shareDir},mount_tag=lab,security_model=none,id=lab`,
     '-device',
     'virtio-rng-pci',
+    ...(c.hostForward
+      ? ['-netdev', `user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:${c.hostForward.hostPort}-:${c.hostForward.guestPort}`, '-device', 'virtio-net-pci,netdev=n0']
+      : []),
   ];
 }
 
@@ -121,6 +126,7 @@ export interface StartVmOptions {
   accel: Accel;
   memoryMiB: number;
   consoleLog: string;
+  hostForward?: QemuConfig['hostForward'];
   /** every "@@LAB <event> <args...>" line of the guest console */
   onMarker: (event: string, args: string[]) => void;
   /** every line qemu prints, console and stderr (KVM failures show up here) */
@@ -139,6 +145,7 @@ export function startVm(o: StartVmOptions): VmHandle {
     accel: o.accel,
     memoryMiB: o.memoryMiB,
     cpus: 2,
+    hostForward: o.hostForward,
   });
   const child: ChildProcess = spawnChild('setpriv', ['--pdeathsig', 'KILL', '--', o.qemu ?? QEMU, ...args], { buffer: false, forceKillAfterDelayMs: 5000 });
   const consoleOut = createWriteStream(o.consoleLog);

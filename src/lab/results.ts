@@ -3,6 +3,7 @@
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import type { KubeletKind, LabRun } from './types.js';
+import type { L2RunResult } from './l2/driver.js';
 
 /** Logged by the eviction manager, which the kubelet starts right after ContainerManager.Start returned. */
 export const CM_STARTED_MARKER = 'Eviction manager: starting control loop';
@@ -184,4 +185,22 @@ export async function readRunDir(who: RunIdentity, dir: string): Promise<LabRun>
     emptied: await readMaybe(join(dir, 'emptied.txt')),
   };
   return interpretRun(who, files);
+}
+
+/**
+ * An L2 run: judged by what the host saw through the apiserver (node Ready, every check, every
+ * conformance test), not by L1's static pod; the kubelet log still says whether ContainerManager
+ * started and which error stopped it. No driver result (it never started): not passed.
+ */
+export function withL2(run: LabRun, l2: L2RunResult | undefined): LabRun {
+  if (!l2) return { ...run, passed: false };
+  const exitedEarly = l2.kubeletExits.length > 0;
+  return {
+    ...run,
+    l2,
+    healthz: l2.ready,
+    podRunning: l2.checks.some((c) => c.name === 'pod Running' && c.ok),
+    kubeletExited: exitedEarly || run.kubeletExited,
+    passed: run.completed && run.profileApplied && run.containerManagerStarted && l2.passed && !exitedEarly,
+  };
 }

@@ -52,10 +52,54 @@ export function renderTable(report: Pick<LabReport, 'profiles' | 'runs'>): strin
   return pad(rows);
 }
 
+/** The L2 profile x kubelet table: what the host saw through the apiserver. */
+export function renderL2Table(report: Pick<LabReport, 'profiles' | 'runs'>): string {
+  const rows: string[][] = [['profile', 'kubelet', 'expected', 'result', 'registered', 'Ready', 'checks', 'conformance', 'kubelet exits', 'first error']];
+  for (const p of report.profiles) {
+    for (const k of ['stock', 'patched'] as const) {
+      const r = report.runs.find((x) => x.profile === p.id && x.kubelet === k);
+      const expected = k === 'patched' ? 'pass' : p.expectStockFailure ? 'fail' : 'pass';
+      if (!r) {
+        rows.push([p.id, k, expected, 'MISSING', '-', '-', '-', '-', '-', '-']);
+        continue;
+      }
+      const l2 = r.l2;
+      const conf = l2?.conformance;
+      rows.push([
+        p.id,
+        k,
+        expected,
+        outcome(r),
+        l2 ? (l2.registered ? `${l2.secondsToRegistered} s` : 'no') : '-',
+        l2 ? (l2.ready ? `${l2.secondsToReady} s` : 'no') : '-',
+        l2 && l2.checks.length ? `${l2.checks.filter((c) => c.ok).length}/${l2.checks.length}` : '-',
+        conf ? `${conf.results.filter((t) => t.result === 'passed').length}/${conf.results.length} (${conf.tier})` : '-',
+        l2 ? String(l2.kubeletExits.length) : '-',
+        shortError(r.firstError ?? l2?.problem ?? null),
+      ]);
+    }
+  }
+  return pad(rows);
+}
+
+/** One row per conformance test of each run that ran them: test, result, seconds. */
+export function renderConformance(report: Pick<LabReport, 'runs'>): string {
+  const out: string[] = [];
+  for (const r of report.runs) {
+    const c = r.l2?.conformance;
+    if (!c) continue;
+    out.push(`conformance, ${r.id} (tier ${c.tier}, ${c.seconds} s):`);
+    out.push(pad([['  test', 'result', 'seconds'], ...c.results.map((t) => [`  ${t.name}`, t.result, String(Math.round(t.seconds * 10) / 10)])]));
+    for (const t of c.results.filter((x) => x.result !== 'passed' && x.message)) out.push(`  ${t.name}: ${t.message!.split('\n')[0]}`);
+  }
+  return out.join('\n');
+}
+
 /** The whole readable report: header, table, step times, verdict. */
 export function renderReport(report: LabReport): string {
   const lines: string[] = [];
-  lines.push(`kubelet-lxc lab (smoke L1): ${report.verdict.ok ? 'PASS' : 'FAIL'}`);
+  const l2 = report.level === 'L2';
+  lines.push(`kubelet-lxc lab (smoke ${l2 ? 'L2: server node' : 'L1'}): ${report.verdict.ok ? 'PASS' : 'FAIL'}`);
   lines.push(`started ${report.startedAt}, ${report.seconds} s, qemu ${report.accel.toUpperCase()}, guest ${report.guest.key}${report.guest.cached ? ' (cached)' : ' (built)'}`);
   if (report.accelFallback) {
     const f = report.accelFallback;
@@ -68,9 +112,22 @@ export function renderReport(report: LabReport): string {
     const kb = report.kubelets[k];
     lines.push(`${k} kubelet: ${kb.path} (${kb.version}, sha256 ${kb.sha256.slice(0, 16)}…)`);
   }
+  if (report.l2) {
+    lines.push(`L2: kine ${report.l2.kine} on ${report.l2.datastore}; images ${Object.values(report.l2.images).join(', ')}; conformance tier ${report.l2.conformanceTier}`);
+  }
   lines.push('');
-  lines.push(renderTable(report));
+  lines.push(l2 ? renderL2Table(report) : renderTable(report));
   lines.push('');
+  if (l2) {
+    for (const r of report.runs) {
+      if (!r.l2?.checks.length) continue;
+      lines.push(`checks, ${r.id}:`);
+      for (const c of r.l2.checks) lines.push(`  ${c.ok ? 'ok  ' : 'FAIL'} ${c.name}: ${c.detail}`);
+    }
+    const conf = renderConformance(report);
+    if (conf) lines.push('', conf);
+    lines.push('');
+  }
   lines.push('steps:');
   lines.push(
     pad(report.steps.map((s) => [`  ${s.step}`, `${s.seconds} s`, `budget ${s.budgetSeconds} s`, s.overBudget ? 'OVER BUDGET' : ''])),

@@ -1,4 +1,24 @@
 // Public types of the lab module.
+import type { L2Binaries } from './l2/binaries.js';
+import type { ConformanceTest } from './l2/conformance.js';
+import type { L2RunResult } from './l2/driver.js';
+import type { L2ImageRefs } from './l2/images.js';
+
+/** L1: a standalone kubelet with a static pod; L2: a server node (kine, control plane, the kubelet registering) with conformance tests. */
+export type LabLevel = 'L1' | 'L2';
+export const LAB_LEVELS: readonly LabLevel[] = Object.freeze(['L1', 'L2'] as const);
+
+/** What the L2 level runs besides the kubelets. */
+export interface LabL2Inputs {
+  binaries: L2Binaries;
+  /** the pinned (stock) tree: porter certificates for agnhost */
+  tree: string;
+  imageRefs: L2ImageRefs;
+  /** the conformance tier the patched kubelet's runs run (null: none) */
+  conformance: { tier: string; tests: ConformanceTest[] } | null;
+  /** parallel ginkgo processes for the conformance tests (default CONFORMANCE_PROCS) */
+  procs?: number;
+}
 
 export type KubeletKind = 'stock' | 'patched';
 export const KUBELET_KINDS: readonly KubeletKind[] = Object.freeze(['stock', 'patched'] as const);
@@ -31,8 +51,12 @@ export interface LabOptions {
   runDeadlineSeconds?: number;
   /** seconds healthz ok + pod Running must hold before a run counts as passed (default 12) */
   settleSeconds?: number;
-  /** guest memory in MiB (default 3072) */
+  /** guest memory in MiB (default 3072 for L1, 4096 for L2) */
   memoryMiB?: number;
+  /** L1 (default) or L2 */
+  level?: LabLevel;
+  /** L2 only: the control plane, kine, e2e.test, images, conformance tier */
+  l2?: LabL2Inputs;
 }
 
 /** The outcome of one kubelet under one profile. */
@@ -76,6 +100,8 @@ export interface LabRun {
   emptied: string[];
   /** log directory under outDir */
   logDir: string;
+  /** L2: what the host saw of the node (registration, checks, conformance) */
+  l2?: L2RunResult;
 }
 
 export interface LabStepTiming {
@@ -124,6 +150,9 @@ export interface LabGuestRestart {
 
 export interface LabReport {
   schema: 1;
+  level?: LabLevel;
+  /** L2: what ran besides the kubelets */
+  l2?: { binaries: Record<string, string>; images: L2ImageRefs; datastore: string; conformanceTier: string; kine: string };
   startedAt: string;
   finishedAt: string;
   seconds: number;

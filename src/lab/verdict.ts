@@ -13,6 +13,18 @@ export interface LabVerdict {
 type VerdictInput = Pick<LabReport, 'profiles' | 'runs'> & { labProblems?: string[] };
 
 function whyFailed(r: LabRun): string {
+  if (r.l2) {
+    const l2 = r.l2;
+    if (l2.problem && !l2.ready) return l2.problem;
+    if (!l2.registered) return `the node never registered${r.firstError ? `: ${r.firstError}` : ''}`;
+    if (!l2.ready) return `the node never became Ready${r.firstError ? `: ${r.firstError}` : ''}`;
+    if (l2.kubeletExits.length) return `the kubelet exited ${l2.kubeletExits.length}x (codes ${l2.kubeletExits.join(', ')})${r.firstError ? `: ${r.firstError}` : ''}`;
+    const bad = l2.checks.filter((c) => !c.ok);
+    if (bad.length) return `checks failed: ${bad.map((c) => `${c.name} (${c.detail})`).join('; ')}`;
+    const failedTests = l2.conformance?.results.filter((t) => t.result !== 'passed') ?? [];
+    if (failedTests.length) return `conformance: ${failedTests.length} of ${l2.conformance!.results.length} did not pass: ${failedTests.map((t) => `${t.name} (${t.result})`).join('; ')}`;
+    return `run ended: ${r.endReason}`;
+  }
   if (!r.containerManagerStarted) return `ContainerManager did not start${r.firstError ? `: ${r.firstError}` : ''}`;
   if (!r.healthz) return `/healthz not ok${r.firstError ? ` (${r.firstError})` : ''}`;
   if (!r.podRunning) return `static pod not Running (run ended: ${r.endReason})`;
@@ -57,8 +69,8 @@ export function labVerdict(report: VerdictInput): LabVerdict {
     const stock = find(p, 'stock');
     if (!usable(stock, `profile ${p.id}, stock kubelet`, problems)) continue;
     if (p.expectStockFailure) {
-      if (stock.passed) {
-        problems.push(`profile ${p.id}: the stock kubelet does not fail it (negative control broken: the profile does not reproduce the fault)`);
+      if (stock.passed || stock.l2?.ready) {
+        problems.push(`profile ${p.id}: the stock kubelet does not fail it (negative control broken: the profile does not reproduce the fault)${stock.l2?.ready ? '; its node became Ready' : ''}`);
       } else if (p.expectedStockErrors?.length) {
         const missing = missingTexts(stock, p.expectedStockErrors);
         if (missing.length) {

@@ -43,9 +43,9 @@ export function createLogger(opts: { json?: boolean; quiet?: boolean; heartbeatM
     info: (t) => write(t),
     warn: (t) => write(`warning: ${t}`),
     detail: (t) => {
-      // Throttle child output in logs: enough to see it is alive, not a flood.
+      // Throttle child output in logs: enough to see it is alive, not a flood (steps have heartbeats too).
       const now = Date.now();
-      if (interactive || now - lastDetail > 2000) {
+      if (interactive || now - lastDetail > 15_000) {
         lastDetail = now;
         if (!interactive) write(`    ${t.slice(0, 200)}`);
       }

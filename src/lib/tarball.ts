@@ -1,7 +1,7 @@
 // The one seam to the tar library: deterministic archives (sorted entries, fixed mtime,
 // uid/gid 0, no user names) so that rebuilding gives the same bytes; and safe extraction.
 import { createWriteStream } from 'node:fs';
-import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, readFile, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGzip, constants as zlib } from 'node:zlib';
@@ -156,4 +156,65 @@ export async function extractTarMembers(file: string, dest: string, names: strin
     preserveOwner: false,
     filter: (p, entry) => wanted.has(normalMemberName(p)) && 'type' in entry && (entry.type === 'File' || entry.type === 'OldFile'),
   });
+}
+
+/** An entry made from scratch: a file (bytes or a file on disk), a directory or a symbolic link, with its owner and mode. */
+export type SyntheticEntry =
+  | { type: 'file'; name: string; mode: number; uid?: number; gid?: number; data: Buffer }
+  | { type: 'file'; name: string; mode: number; uid?: number; gid?: number; source: string }
+  | { type: 'dir'; name: string; mode: number; uid?: number; gid?: number }
+  | { type: 'symlink'; name: string; target: string };
+
+const BLOCK = 512;
+
+/**
+ * A tar of exactly these entries, in the given order, written atomically: for image layers, whose
+ * modes (setuid, sticky), owners and links are part of the content. Headers are the tar library's
+ * (ustar, with a pax header where a name is too long); mtime fixed, uid/gid as given, no user names.
+ */
+export async function writeTarEntries(target: string, entries: SyntheticEntry[], opts: { mtime: Date }): Promise<void> {
+  const tmp = tempBeside(target);
+  const names = new Set<string>();
+  const out = createWriteStream(tmp);
+  const write = (b: Buffer) => new Promise<void>((res, rej) => out.write(b, (e) => (e ? rej(e) : res())));
+  try {
+    for (const e of entries) {
+      const name = e.type === 'dir' && !e.name.endsWith('/') ? `${e.name}/` : e.name;
+      if (name.startsWith('/') || name.split('/').includes('..')) throw new Error(`unsafe archive entry name: ${name}`);
+      if (names.has(name)) throw new Error(`duplicate archive entry ${name} for ${target}`);
+      names.add(name);
+      let body: Buffer | undefined;
+      let size = 0;
+      if (e.type === 'file') {
+        body = 'data' in e ? e.data : await readFile(e.source);
+        size = body.length;
+      }
+      const h = new tar.Header({
+        path: name,
+        mode: e.type === 'symlink' ? 0o777 : e.mode,
+        uid: e.type === 'symlink' ? 0 : (e.uid ?? 0),
+        gid: e.type === 'symlink' ? 0 : (e.gid ?? 0),
+        size,
+        mtime: opts.mtime,
+        type: e.type === 'file' ? 'File' : e.type === 'dir' ? 'Directory' : 'SymbolicLink',
+        linkpath: e.type === 'symlink' ? e.target : '',
+        uname: '',
+        gname: '',
+      });
+      if (h.encode()) await write(new tar.Pax({ path: name, linkpath: e.type === 'symlink' ? e.target : undefined, mtime: opts.mtime }).encode());
+      await write(h.block!);
+      if (body) {
+        await write(body);
+        const pad = (BLOCK - (size % BLOCK)) % BLOCK;
+        if (pad) await write(Buffer.alloc(pad));
+      }
+    }
+    await write(Buffer.alloc(BLOCK * 2));
+    await new Promise<void>((res, rej) => out.end((e?: Error | null) => (e ? rej(e) : res())));
+    await rename(tmp, target);
+  } catch (err) {
+    out.destroy();
+    await rm(tmp, { force: true });
+    throw err;
+  }
 }

@@ -9,7 +9,7 @@ import { parseVersion } from '../lib/version.js';
 import { isClean } from '../lib/git.js';
 import { BUILDER_UID, builderRunArgs, ensureBuilderImage, hostGoEnv, hostGoroot, resolveEngine } from '../lib/engine.js';
 import { archOf, type Platform } from '../manifest.js';
-import { StageError, type BuiltBinary, type Stage, type StageContext, type StageOutputs, type Variant } from './types.js';
+import { StageError, type BuiltBinary, type EngineName, type Stage, type StageContext, type StageOutputs, type Variant } from './types.js';
 
 export interface VersionStamp {
   gitVersion: string;
@@ -116,53 +116,84 @@ function treeCommitOf(job: Job, prev: StageOutputs): string {
   return job.variant === 'patched' ? prev.patch!.commit : prev.source!.treeCommit;
 }
 
-async function compile(ctx: StageContext, engine: string, image: string, goVersion: string, job: Job): Promise<void> {
+async function compile(ctx: StageContext, engine: EngineName, image: string, goVersion: string, job: Job): Promise<void> {
   const arch = archOf(job.platform);
-  const outDir = path.dirname(job.out);
-  await mkdir(outDir, { recursive: true });
-  // Build into a private folder beside the target, then rename: never a half-written kubelet.
+  const goArgs = ['build', '-v', '-trimpath', '-buildvcs=false', '-tags', GO_BUILD_TAGS, '-ldflags', ldflags(job.stamp), '-o', `${OUT}/kubelet`, ctx.manifest.data.target];
+  await goInBuilder(ctx, {
+    engine,
+    image,
+    goVersion,
+    tree: job.tree,
+    goArgs,
+    env: { GOOS: 'linux', GOARCH: arch, CGO_ENABLED: '0' },
+    label: `compiling ${job.variant} kubelet for ${job.platform} (${job.stamp.gitVersion}, go${goVersion}, ${engine})`,
+    name: `${job.variant}-${arch}`,
+    outputs: { kubelet: job.out },
+  });
+}
+
+/** Where a build in the builder writes its outputs (a private folder renamed into place afterwards). */
+export const OUT = '/out';
+
+export interface GoInBuilderJob {
+  engine: EngineName;
+  image: string;
+  goVersion: string;
+  /** the source tree (mounted read-only at /src) */
+  tree: string;
+  /** go's arguments; outputs go to OUT/<name> */
+  goArgs: string[];
+  env: Record<string, string>;
+  /** the progress line */
+  label: string;
+  /** part of the container's name */
+  name: string;
+  /** file name under OUT -> final path (written by rename: never half a binary) */
+  outputs: Record<string, string>;
+}
+
+/**
+ * Run `go` in the builder container (or on the host with --engine host) on a read-only tree,
+ * writing into a private folder beside the first output, then rename every output into place.
+ * Progress: a line every 200 packages (go build -v), and the step's heartbeat.
+ */
+export async function goInBuilder(ctx: StageContext, job: GoInBuilderJob): Promise<void> {
+  const targets = Object.values(job.outputs);
+  const outDir = path.dirname(targets[0]!);
+  for (const t of targets) await mkdir(path.dirname(t), { recursive: true });
   const tmpDir = path.join(outDir, `.build-${process.pid}-${Date.now()}`);
   await mkdir(tmpDir, { recursive: true });
-  const goArgs = ['build', '-v', '-trimpath', '-buildvcs=false', '-tags', GO_BUILD_TAGS, '-ldflags', ldflags(job.stamp), '-o'];
-  const step = ctx.log.step(`compiling ${job.variant} kubelet for ${job.platform} (${job.stamp.gitVersion}, go${goVersion}, ${engine})`);
+  const step = ctx.log.step(job.label);
   let packages = 0;
   const onLine = (l: string) => {
     packages++;
     if (packages % 200 === 0) step.update(`${packages} packages`);
     ctx.log.detail(l);
   };
-  const name = `kubelet-lxc-build-${process.pid}-${job.variant}-${arch}`;
+  const name = `kubelet-lxc-build-${process.pid}-${job.name}`;
   // cleanup after Ctrl-C: must not itself be cancelled
-  const abort = () => void run(engine, ['rm', '-f', name], { reject: false, signal: null });
+  const abort = () => void run(job.engine, ['rm', '-f', name], { reject: false, signal: null });
   ctx.signal.addEventListener('abort', abort, { once: true });
   try {
-    if (engine === 'host') {
-      await run('go', [...goArgs, path.join(tmpDir, 'kubelet'), ctx.manifest.data.target], {
-        cwd: job.tree,
-        env: hostGoEnv(goVersion, { GOOS: 'linux', GOARCH: arch }),
-        signal: ctx.signal,
-        onLine,
-      });
+    if (job.engine === 'host') {
+      const args = job.goArgs.map((a) => (a === OUT || a.startsWith(`${OUT}/`) ? tmpDir + a.slice(OUT.length) : a));
+      await run('go', args, { cwd: job.tree, env: hostGoEnv(job.goVersion, job.env), signal: ctx.signal, onLine });
     } else {
       if ((process.getuid?.() ?? 0) === 0) await chown(tmpDir, BUILDER_UID, BUILDER_UID);
-      const args = builderRunArgs({
-        image,
-        tree: job.tree,
-        name,
-        mounts: [`type=bind,src=${tmpDir},dst=/out`],
-        env: { GOOS: 'linux', GOARCH: arch, CGO_ENABLED: '0' },
-        goArgs: [...goArgs, '/out/kubelet', ctx.manifest.data.target],
-      });
-      await run(engine, args, { signal: ctx.signal, onLine });
+      const args = builderRunArgs({ image: job.image, tree: job.tree, name, mounts: [`type=bind,src=${tmpDir},dst=${OUT}`], env: job.env, goArgs: job.goArgs });
+      await run(job.engine, args, { signal: ctx.signal, onLine });
     }
-    if (!(await exists(path.join(tmpDir, 'kubelet')))) throw new StageError(`the build of ${job.platform} produced no binary`, 'build');
-    if ((process.getuid?.() ?? 1) === 0) await chown(path.join(tmpDir, 'kubelet'), 0, 0);
-    await rename(path.join(tmpDir, 'kubelet'), job.out);
-    step.succeed(`built ${job.out}`);
+    for (const [file, target] of Object.entries(job.outputs)) {
+      const built = path.join(tmpDir, file);
+      if (!(await exists(built))) throw new StageError(`${job.label}: go produced no ${file}`, 'build');
+      if ((process.getuid?.() ?? 1) === 0) await chown(built, 0, 0);
+      await rename(built, target);
+    }
+    step.succeed(`built ${targets.join(', ')}`);
   } catch (err) {
     step.fail();
     if (err instanceof Error && /no space left on device/i.test(err.message)) {
-      throw new StageError(`the disk is full while building ${job.platform} (${os.hostname()}): free space under ${ctx.paths.root} and the engine's storage, then rerun`, 'build');
+      throw new StageError(`the disk is full while ${job.label} (${os.hostname()}): free space under ${ctx.paths.root} and the engine's storage, then rerun`, 'build');
     }
     throw err;
   } finally {

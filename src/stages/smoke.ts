@@ -8,8 +8,12 @@ import { writeFileAtomic } from '../lib/fsutil.js';
 import { archOf } from '../manifest.js';
 import { GO_BUILD_TAGS } from './build.js';
 import { formatMatrix, runPatchTests } from '../patchtests.js';
-import { labVerdict, runLab } from '../lab/index.js';
-import { StageError, type BuiltBinary, type SmokeCheck, type Stage, type StageContext } from './types.js';
+import { CONFORMANCE_JUNIT, CONFORMANCE_TABLE, labVerdict, runLab, type LabL2Inputs, type LabLevel } from '../lab/index.js';
+import { ensureL2Binaries } from '../lab/l2/binaries.js';
+import { loadConformanceList, testsOfTier, type ConformanceTier } from '../lab/l2/conformance.js';
+import { imageRefsFrom, type L2ImageRefs } from '../lab/l2/images.js';
+import { imageId } from '../lib/engine.js';
+import { StageError, type BuiltBinary, type SmokeCheck, type Stage, type StageContext, type StageOutputs } from './types.js';
 
 export function hostArch(): string {
   return ({ x64: 'amd64', arm64: 'arm64' } as Record<string, string>)[os.arch()] ?? os.arch();
@@ -76,8 +80,8 @@ export const smokeStage: Stage<'smoke'> = {
       for (const u of report.unit) checks.push({ level: 'patch-tests', name: `unit ${u.pkg}`, ok: u.ok, detail: `${u.tests} tests` });
       for (const p of report.problems) checks.push({ level: 'patch-tests', name: 'matrix', ok: false, detail: p });
     }
-    if (ctx.opts.smoke.lab) {
-      const lab = await runLabFor(ctx, prev.build!.binaries);
+    for (const level of ctx.opts.smoke.lab) {
+      const lab = await runLabFor(ctx, prev, { level, conformance: ctx.opts.smoke.conformance });
       reports.push(...lab.files);
       for (const r of lab.checks) checks.push(r);
     }
@@ -95,25 +99,77 @@ export function labCacheDir(): string {
   return process.env.KUBELET_LXC_LAB_CACHE ?? path.join(os.homedir(), '.cache', 'kubelet-lxc', 'lab');
 }
 
-/** L1: the stock and patched amd64 kubelets in the LXC lab. */
-export async function runLabFor(ctx: StageContext, binaries: BuiltBinary[], profiles?: string[]): Promise<{ checks: SmokeCheck[]; files: string[] }> {
+/** L2's matrix: the untouched container (stock passes too: the harness is not rigged) and every fault at once (stock never gets its node Ready). */
+export const L2_DEFAULT_PROFILES = ['lxc-default', 'all'] as const;
+
+export interface LabRequest {
+  level: LabLevel;
+  profiles?: string[];
+  /** L2: the conformance tier the patched kubelet's runs run */
+  conformance?: ConformanceTier;
+}
+
+/** The lab (L1 or L2) on the stock and patched amd64 kubelets; L2 builds what it needs besides them first. */
+export async function runLabFor(ctx: StageContext, prev: StageOutputs, req: LabRequest): Promise<{ checks: SmokeCheck[]; files: string[] }> {
+  const binaries = prev.build!.binaries;
   const pick = (v: string) => binaries.find((b) => b.variant === v && b.platform === 'linux/amd64');
   const stock = pick('stock');
   const patched = pick('patched');
   if (!stock || !patched) throw new StageError('the lab needs the stock and the patched linux/amd64 kubelets: build with --lab and --platform linux/amd64', 'smoke');
-  const outDir = path.join(ctx.paths.reports, 'lab');
+  const outDir = path.join(ctx.paths.reports, req.level === 'L1' ? 'lab' : 'lab-l2');
+  let l2: LabL2Inputs | undefined;
+  if (req.level === 'L2') {
+    const build = prev.build!;
+    const source = prev.source!;
+    const engine = build.engine;
+    const image = engine === 'host' ? { ref: 'host', id: 'host' } : { ref: build.builderImage, id: (await imageId(engine, build.builderImage)) ?? build.builderImage };
+    const bins = await ensureL2Binaries(ctx, {
+      engine,
+      image,
+      goVersion: build.goVersion,
+      tree: source.tree,
+      treeCommit: source.treeCommit,
+      upstreamCommit: source.upstreamCommit,
+      sourceDateEpoch: source.sourceDateEpoch,
+    });
+    const list = loadConformanceList();
+    const tier = req.conformance ?? 'ci';
+    const imageRefs = imageRefsFrom(list.images.map((i) => i.name));
+    await checkImagesKnownToSuite(bins.paths['e2e.test'], imageRefs);
+    l2 = { binaries: bins, tree: source.tree, imageRefs, conformance: tier === 'none' ? null : { tier, tests: testsOfTier(list, tier) } };
+  }
   const report = await runLab({
     kubelets: { stock: stock.path, patched: patched.path },
     cacheDir: labCacheDir(),
     outDir,
-    profiles,
+    profiles: req.profiles ?? (req.level === 'L2' ? [...L2_DEFAULT_PROFILES] : undefined),
+    level: req.level,
+    l2,
     kvm: ctx.opts.kvm,
     log: (l) => ctx.log.info(/^(lab|guest):/.test(l) ? l : `lab: ${l}`),
     signal: ctx.signal,
   });
   const verdict = labVerdict(report);
-  const checks: SmokeCheck[] = [{ level: 'L1', name: 'LXC lab', ok: verdict.ok, detail: verdict.ok ? 'patched kubelet passed every profile; stock failed where meant to' : verdict.problems.join('; ') }];
-  return { checks, files: [path.join(outDir, 'lab-report.json'), path.join(outDir, 'lab-report.txt')] };
+  const what = req.level === 'L1' ? 'LXC lab' : `LXC lab L2 (server node${l2?.conformance ? `, conformance ${l2.conformance.tier}` : ''})`;
+  const checks: SmokeCheck[] = [
+    { level: req.level, name: what, ok: verdict.ok, detail: verdict.ok ? 'patched kubelet passed every profile; stock failed where meant to' : verdict.problems.join('; ') },
+  ];
+  const files = [path.join(outDir, 'lab-report.json'), path.join(outDir, 'lab-report.txt')];
+  if (l2?.conformance) files.push(path.join(outDir, CONFORMANCE_JUNIT), path.join(outDir, CONFORMANCE_TABLE));
+  return { checks, files };
+}
+
+/** Our image names must be the ones the suite uses (e2e.test --list-images), or the tests would pull. */
+async function checkImagesKnownToSuite(e2eTest: string, refs: L2ImageRefs): Promise<void> {
+  const listed = await run(e2eTest, ['--list-images'], { reject: false, timeoutMs: 120_000 });
+  const names = new Set(listed.stdout.split('\n').map((l) => l.trim()).filter(Boolean));
+  const unknown = Object.values(refs).filter((r) => !names.has(r));
+  if (listed.exitCode !== 0 || unknown.length) {
+    throw new StageError(
+      `the conformance suite does not use ${unknown.join(', ') || 'the lab\'s images'} (e2e.test --list-images exit ${listed.exitCode}): update lab/conformance.json's images to the names test/utils/image/manifest.go gives`,
+      'smoke',
+    );
+  }
 }
 
 async function writeReport(ctx: StageContext, name: string, data: unknown): Promise<string> {

@@ -159,7 +159,7 @@ async function fetchGoproxy(ctx: StageContext): Promise<SourceOutput> {
   return out;
 }
 
-async function makeWritable(dir: string): Promise<void> {
+export async function makeWritable(dir: string): Promise<void> {
   // Module cache files are read-only; the tree must be ours to patch.
   await run('chmod', ['-R', 'u+w', dir]);
   await chmod(dir, 0o755);
@@ -193,12 +193,12 @@ export async function checkVendorMatchesGoMod(dir: string): Promise<void> {
   }
 }
 
-interface Verified {
+export interface Verified {
   lines: string[];
   dirs: Map<string, string>;
 }
 
-async function downloadVerified(ctx: StageContext, mods: ModulePin[], proxy: string | undefined): Promise<Verified> {
+export async function downloadVerified(ctx: StageContext, mods: ModulePin[], proxy: string | undefined): Promise<Verified> {
   // A throwaway module whose go.sum holds the pins: `go` itself then refuses any download
   // whose hash differs ("SECURITY ERROR"), before we hash the extracted files again below.
   const work = path.join(ctx.paths.cache, 'goproxy-work');

@@ -28,8 +28,8 @@ export interface PipelineOptions {
   stockPlatforms: Platform[];
   /** How the lab picks its accelerator (--kvm, $KUBELET_LXC_KVM). */
   kvm: 'auto' | 'on' | 'off';
-  /** Smoke levels to run: L0 binary checks, patch tests (stock vs patched), L1 lab. */
-  smoke: { patchTests: boolean; lab: boolean };
+  /** Smoke levels to run: L0 binary checks, patch tests (stock vs patched), the lab's levels (L1, L2) and L2's conformance tier. */
+  smoke: { patchTests: boolean; lab: ('L1' | 'L2')[]; conformance: 'none' | 'ci' | 'full' };
   /** RKE2 packaging: the runtime image's base and the new image's name. */
   packaging: { baseImageArchive?: string; runtimeImageRevision: number; runtimeImageRepo: string };
   json: boolean;

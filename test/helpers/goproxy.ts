@@ -2,7 +2,11 @@
 // served over file://, made from the fixture tree: the root module and its staging modules.
 import { cp, mkdir, readdir, rm, writeFile, readFile } from 'node:fs/promises';
 import path from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
+
+export const FIXTURE_KINE_VERSION = 'v0.99.0';
+const FIXTURE_KINE_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), '..', 'fixtures', 'kine');
 
 export interface LocalProxy {
   dir: string;
@@ -32,6 +36,8 @@ export async function makeLocalProxy(tree: string, proxyDir: string, rootVersion
   for (const name of await readdir(stagingRoot)) {
     await zipModule(path.join(stagingRoot, name), `k8s.io/${name}`, stagingVersion, proxyDir, () => false);
   }
+  // the L2 lab's kine, which pin resolves too (tests pass --kine FIXTURE_KINE_VERSION)
+  await zipModule(FIXTURE_KINE_DIR, 'github.com/k3s-io/kine', FIXTURE_KINE_VERSION, proxyDir, () => false);
   return { dir: proxyDir, url: `file://${proxyDir}` };
 }
 

@@ -1,0 +1,42 @@
+// The curated conformance list (lab/conformance.json): the one-node [Conformance] tests of the
+// pinned tree that exercise the kubelet, each by its exact upstream name, in two tiers (ci: a
+// quick ten for every CI run; full: all of them), and every other upstream [Conformance] test
+// with the reason it is left out.
+import { readFileSync } from 'node:fs';
+import { schemaProblems, z } from '../../lib/schema.js';
+import { labFile } from '../paths.js';
+
+export const CONFORMANCE_TIERS = ['none', 'ci', 'full'] as const;
+export type ConformanceTier = (typeof CONFORMANCE_TIERS)[number];
+
+const listSchema = z.object({
+  kubernetes: z.string(),
+  source: z.string(),
+  images: z.array(z.object({ name: z.string(), from: z.string() }).passthrough()),
+  included: z.array(z.object({ name: z.string().min(1), tier: z.enum(['ci', 'full']), exercises: z.string() }).passthrough()).min(1),
+  excluded: z.array(z.object({ name: z.string().min(1), reason: z.string().min(1), detail: z.string().optional() }).passthrough()),
+  reasons: z.record(z.string(), z.string()),
+});
+export type ConformanceList = z.infer<typeof listSchema>;
+export type ConformanceTest = ConformanceList['included'][number];
+
+export function loadConformanceList(file = labFile('conformance.json')): ConformanceList {
+  const parsed = schemaProblems(listSchema, JSON.parse(readFileSync(file, 'utf8')));
+  if (!parsed.value) throw new Error(`invalid ${file}:\n  ${parsed.problems.join('\n  ')}`);
+  const l = parsed.value;
+  const problems: string[] = [];
+  const seen = new Set<string>();
+  for (const n of [...l.included.map((t) => t.name), ...l.excluded.map((t) => t.name)]) {
+    if (seen.has(n)) problems.push(`listed twice: ${n}`);
+    seen.add(n);
+  }
+  for (const e of l.excluded) if (!l.reasons[e.reason]) problems.push(`unknown reason "${e.reason}" for ${e.name}`);
+  if (problems.length) throw new Error(`invalid ${file}:\n  ${problems.join('\n  ')}`);
+  return l;
+}
+
+/** The tests of a tier: ci is the quick set, full is every included test. */
+export function testsOfTier(list: ConformanceList, tier: ConformanceTier): ConformanceTest[] {
+  if (tier === 'none') return [];
+  return tier === 'ci' ? list.included.filter((t) => t.tier === 'ci') : list.included;
+}

@@ -1,0 +1,32 @@
+// npm run test:conformance: the whole curated conformance list (lab/conformance.json, tier full)
+// against the patched kubelet on the L2 lab's server node under every fault at once, with the
+// stock kubelet beside it as the negative control. Reports: JUnit and a table per run.
+import { readFile } from 'node:fs/promises';
+import path from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { PROJECT_ROOT, resolveManifest } from '../src/manifest.js';
+import { loadConformanceList, testsOfTier } from '../src/lab/l2/conformance.js';
+import type { LabReport } from '../src/lab/types.js';
+import { runCli } from './helpers/fixture.js';
+
+const manifest = resolveManifest(undefined);
+const workdir = process.env.KUBELET_LXC_REAL_WORKDIR ?? path.join(PROJECT_ROOT, 'work');
+
+describe(`conformance ${manifest.id}`, () => {
+  it('passes every curated conformance test with the patched kubelet under every fault; the stock kubelet never gets its node Ready', async () => {
+    const full = testsOfTier(loadConformanceList(), 'full');
+    expect(full.length).toBeGreaterThanOrEqual(30);
+    const res = await runCli(['lab', '--level', 'L2', '--profile', 'all', '--conformance', 'full', '--workdir', workdir, '--json'], {}, { stream: true });
+    const report = JSON.parse(await readFile(path.join(workdir, 'out', manifest.id, 'reports', 'lab-l2', 'lab-report.json'), 'utf8')) as LabReport;
+    const patched = report.runs.find((r) => r.kubelet === 'patched')!;
+    const stock = report.runs.find((r) => r.kubelet === 'stock')!;
+    const results = patched.l2?.conformance?.results ?? [];
+    expect(results.map((r) => r.name).sort()).toEqual(full.map((t) => t.name).sort());
+    expect(results.filter((r) => r.result !== 'passed').map((r) => `${r.name}: ${r.result} ${r.message ?? ''}`)).toEqual([]);
+    expect(patched.l2?.checks.filter((c) => !c.ok)).toEqual([]);
+    expect(stock.l2?.ready).toBe(false);
+    expect(stock.expectedErrorsMissing).toEqual([]);
+    expect(report.verdict.problems).toEqual([]);
+    expect(res.exitCode).toBe(0);
+  });
+});

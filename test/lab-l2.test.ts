@@ -1,0 +1,210 @@
+// The L2 lab's pure parts: the curated conformance list against itself and its tiers, the focus
+// expression ginkgo gets, JUnit as ginkgo writes it, node quantities, and how an L2 run is judged
+// and shown (a stock kubelet that never gets its node Ready is the negative control).
+import { describe, expect, it } from 'vitest';
+import { loadConformanceList, testsOfTier } from '../src/lab/l2/conformance.js';
+import { cpusetCount, E2E_SUITE_NAME, focusRegex, quantityBytes, type L2RunResult } from '../src/lab/l2/driver.js';
+import { imageRefsFrom } from '../src/lab/l2/images.js';
+import { parseJunit } from '../src/lib/junit.js';
+import { withL2 } from '../src/lab/results.js';
+import { labVerdict, renderReport } from '../src/lab/index.js';
+import type { LabProfileSummary, LabReport, LabRun } from '../src/lab/types.js';
+
+describe('conformance list', () => {
+  const list = loadConformanceList();
+
+  it('names each test once, with a known reason for each left out, and tiers of the promised size', () => {
+    const ci = testsOfTier(list, 'ci');
+    const full = testsOfTier(list, 'full');
+    expect(ci).toHaveLength(10);
+    expect(full.length).toBeGreaterThanOrEqual(30);
+    expect(full).toEqual(expect.arrayContaining(ci));
+    expect(testsOfTier(list, 'none')).toEqual([]);
+    for (const t of full) expect(t.name, t.name).toMatch(/\[Conformance\]/);
+    for (const t of full) expect(t.name, t.name).not.toMatch(/\[(Serial|Slow|Disruptive|Flaky)\]|\[Feature:/);
+    const all = [...list.included, ...list.excluded].map((t) => t.name);
+    expect(new Set(all).size).toBe(all.length);
+    for (const e of list.excluded) expect(list.reasons[e.reason], `${e.name}: ${e.reason}`).toBeTruthy();
+  });
+
+  it('covers the kubelet paths the issue names in its CI tier', () => {
+    const names = testsOfTier(list, 'ci').map((t) => t.name).join('\n');
+    for (const re of [/Downward API .*node allocatable/, /InPlace Resize/, /remote command execution over websockets/, /retrieving logs .* over websockets/, /liveness probe/, /EmptyDir .*tmpfs/]) expect(names).toMatch(re);
+  });
+
+  it('gives the four images the tests expect, by their exact names', () => {
+    const refs = imageRefsFrom(list.images.map((i) => i.name));
+    expect(refs).toEqual({
+      busybox: 'registry.k8s.io/e2e-test-images/busybox:1.37.0-1',
+      agnhost: 'registry.k8s.io/e2e-test-images/agnhost:2.63.0',
+      nonewprivs: 'registry.k8s.io/e2e-test-images/nonewprivs:1.4',
+      pause: 'registry.k8s.io/pause:3.10.2',
+    });
+    expect(() => imageRefsFrom(['registry.k8s.io/pause:3.10.2'])).toThrow('lab/conformance.json lists no busybox image');
+  });
+});
+
+describe('e2e focus', () => {
+  it('selects exactly the named specs: suite name prefixed, every special character quoted, anchored', () => {
+    const name = '[sig-node] Probing container should be restarted with a exec "cat /tmp/health" liveness probe [NodeConformance] [Conformance]';
+    const re = new RegExp(focusRegex([name, '[sig-node] Pods should get a host IP [NodeConformance] [Conformance]']));
+    expect(re.test(`${E2E_SUITE_NAME} ${name}`)).toBe(true);
+    expect(re.test(name)).toBe(false);
+    expect(re.test(`${E2E_SUITE_NAME} ${name} [Slow]`)).toBe(false);
+    expect(re.test(`${E2E_SUITE_NAME} [sig-node] Pods should get a host IP [NodeConformance] [Conformance]`)).toBe(true);
+    expect(re.test(`${E2E_SUITE_NAME} [sig-node] Pods should get a host IPv6 [NodeConformance] [Conformance]`)).toBe(false);
+  });
+});
+
+describe('JUnit from ginkgo', () => {
+  it('reads each spec with its status, time and failure message', () => {
+    const xml = `<?xml version="1.0" encoding="UTF-8"?>
+<testsuites tests="3" disabled="0" errors="0" failures="1" time="80.5">
+  <testsuite name="Kubernetes e2e suite" package="/x" tests="3" skipped="1" failures="1" errors="0" time="80.5">
+    <testcase name="[It] [sig-node] Pods should get a host IP [NodeConformance] [Conformance]" classname="Kubernetes e2e suite" status="passed" time="12.25"></testcase>
+    <testcase name="[It] [sig-node] Pods should be updated [NodeConformance] [Conformance]" classname="Kubernetes e2e suite" status="failed" time="60.1"><failure message="timed out waiting for the condition" type="failed">[FAILED] timed out waiting for the condition
+In [It] at: pods.go:1</failure></testcase>
+    <testcase name="[It] [sig-apps] Deployment x [Conformance]" classname="Kubernetes e2e suite" status="skipped" time="0"><skipped message="skipped"></skipped></testcase>
+  </testsuite>
+</testsuites>`;
+    expect(parseJunit(xml)).toEqual([
+      { name: '[sig-node] Pods should get a host IP [NodeConformance] [Conformance]', status: 'passed', seconds: 12.25 },
+      { name: '[sig-node] Pods should be updated [NodeConformance] [Conformance]', status: 'failed', seconds: 60.1, message: 'timed out waiting for the condition' },
+      { name: '[sig-apps] Deployment x [Conformance]', status: 'skipped', seconds: 0 },
+    ]);
+    expect(() => parseJunit('<html></html>')).toThrow('not a JUnit report');
+  });
+});
+
+describe('node quantities', () => {
+  it('reads memory quantities and cpuset lists', () => {
+    expect(quantityBytes('4028312Ki')).toBe(4028312 * 1024);
+    expect(quantityBytes('3Gi')).toBe(3 * 1024 ** 3);
+    expect(quantityBytes('12345')).toBe(12345);
+    expect(quantityBytes('lots')).toBeNaN();
+    expect(cpusetCount('0-1')).toBe(2);
+    expect(cpusetCount('1,3')).toBe(2);
+    expect(cpusetCount('0-3,8\n')).toBe(5);
+    expect(cpusetCount('')).toBe(0);
+  });
+});
+
+function l1Run(over: Partial<LabRun>): LabRun {
+  return {
+    id: '01-all-stock',
+    profile: 'all',
+    kubelet: 'stock',
+    completed: true,
+    profileApplied: true,
+    endReason: 'host-done',
+    containerManagerStarted: false,
+    containerManagerFailed: true,
+    healthz: false,
+    healthzEverOk: false,
+    podRunning: false,
+    kubeletExited: false,
+    kubeletExitCode: null,
+    panicked: false,
+    firstError: 'E1130 10:00:00.000000  1 kubelet.go:1] "Failed to start ContainerManager" err="strconv.Atoi: parsing \\"\\": invalid syntax"',
+    errorLines: [],
+    expectedErrorsMissing: [],
+    passed: false,
+    secondsToHealthz: null,
+    secondsToRunning: null,
+    seconds: 300,
+    emptied: [],
+    logDir: '/x',
+    ...over,
+  };
+}
+
+function l2Result(over: Partial<L2RunResult>): L2RunResult {
+  return {
+    apiserverReady: true,
+    secondsToApiserver: 60,
+    registered: true,
+    secondsToRegistered: 80,
+    ready: true,
+    secondsToReady: 95,
+    kubeletStarts: 1,
+    kubeletExits: [],
+    checks: [{ name: 'node Ready', ok: true, detail: 'after 95 s' }],
+    nodeStatus: {},
+    conformance: { tier: 'ci', results: [{ name: 't1', result: 'passed', seconds: 20 }], seconds: 30, junit: '/j.xml', exitCode: 0 },
+    passed: true,
+    problem: null,
+    ...over,
+  };
+}
+
+describe('judging an L2 run', () => {
+  const profiles: LabProfileSummary[] = [
+    { id: 'lxc-default', description: '', sites: [], expectStockFailure: false, reason: 'not parsed' },
+    { id: 'all', description: '', sites: [], expectStockFailure: true, expectedStockErrors: ['strconv.Atoi: parsing ""'], reason: 'fails' },
+  ];
+  const good = (id: string, profile: string, kubelet: 'stock' | 'patched') => withL2(l1Run({ id, profile, kubelet, containerManagerStarted: true, containerManagerFailed: false, firstError: null }), l2Result({}));
+
+  it('passes the patched kubelet only with the node Ready, every check and every test passed, and no kubelet exit', () => {
+    expect(good('02-all-patched', 'all', 'patched').passed).toBe(true);
+    const exited = withL2(l1Run({ kubelet: 'patched', containerManagerStarted: true, containerManagerFailed: false }), l2Result({ kubeletExits: ['1'] }));
+    expect(exited.passed).toBe(false);
+    const failedTest = withL2(l1Run({ kubelet: 'patched', containerManagerStarted: true, containerManagerFailed: false }), l2Result({ passed: false }));
+    expect(failedTest.passed).toBe(false);
+    expect(withL2(l1Run({ kubelet: 'patched' }), undefined).passed).toBe(false);
+  });
+
+  it('takes a stock kubelet whose node never gets Ready, with the upstream error, as the negative control; a Ready one breaks it', () => {
+    const stockAll = withL2(l1Run({}), l2Result({ registered: false, ready: false, kubeletStarts: 12, kubeletExits: ['1', '1'], checks: [], conformance: null, passed: false }));
+    const runs = [good('01-lxc-default-stock', 'lxc-default', 'stock'), good('02-lxc-default-patched', 'lxc-default', 'patched'), stockAll, good('04-all-patched', 'all', 'patched')];
+    expect(labVerdict({ profiles, runs })).toEqual({ ok: true, problems: [] });
+    const readyStock = withL2(l1Run({}), l2Result({ passed: false, checks: [{ name: 'capacity cpu', ok: false, detail: 'node 0' }] }));
+    const v = labVerdict({ profiles, runs: [runs[0]!, runs[1]!, readyStock, runs[3]!] });
+    expect(v.ok).toBe(false);
+    expect(v.problems.join('\n')).toMatch(/profile all: the stock kubelet does not fail it .*its node became Ready/);
+  });
+
+  it('shows the L2 table, the checks and the conformance table in the report', () => {
+    const stockAll = withL2(l1Run({}), l2Result({ registered: false, ready: false, secondsToRegistered: null, secondsToReady: null, kubeletStarts: 12, kubeletExits: ['1', '1'], checks: [], conformance: null, passed: false }));
+    const runs = [good('01-lxc-default-stock', 'lxc-default', 'stock'), good('02-lxc-default-patched', 'lxc-default', 'patched'), stockAll, good('04-all-patched', 'all', 'patched')];
+    const base = {
+      schema: 1 as const,
+      level: 'L2' as const,
+      startedAt: '2026-11-30T10:00:00.000Z',
+      finishedAt: '2026-11-30T10:30:00.000Z',
+      seconds: 1800,
+      accel: 'tcg' as const,
+      accelNote: null,
+      accelFallback: null,
+      guest: { key: 'k', cached: true, dir: '/g', versions: {}, kernelRelease: '6.12' },
+      kubelets: { stock: { path: '/s', version: 'Kubernetes v1.36.4', sha256: 'a'.repeat(64) }, patched: { path: '/p', version: 'Kubernetes v1.36.4+rke2r1', sha256: 'b'.repeat(64) } },
+      l2: { binaries: {}, images: { busybox: 'b', agnhost: 'a', nonewprivs: 'n', pause: 'p' }, datastore: 'sqlite:///db', conformanceTier: 'ci', kine: 'v0.16.4' },
+      profiles,
+      runs,
+      steps: [],
+      labProblems: [],
+      guestRestarts: [],
+    };
+    const text = renderReport({ ...base, verdict: labVerdict(base) } as LabReport);
+    expect(text).toMatch(/^kubelet-lxc lab \(smoke L2: server node\): PASS$/m);
+    expect(text).toMatch(/^all\s+stock\s+fail\s+FAIL\s+no\s+no\s+-\s+-\s+2\s+"Failed to start ContainerManager"/m);
+    expect(text).toMatch(/^all\s+patched\s+pass\s+pass\s+80 s\s+95 s\s+1\/1\s+1\/1 \(ci\)\s+0/m);
+    expect(text).toMatch(/^conformance, 04-all-patched \(tier ci, 30 s\):$/m);
+    expect(text).toMatch(/^ {2}t1\s+passed\s+20$/m);
+    expect(text).toContain('L2: kine v0.16.4 on sqlite:///db');
+  });
+});
+
+describe('JUnit for releases', () => {
+  it('writes exactly the given cases and reads back the same, quotes in names included', async () => {
+    const { writeJunit } = await import('../src/lib/junit.js');
+    const cases = [
+      { name: '[sig-node] Probing container should be restarted with a exec "cat /tmp/health" liveness probe [NodeConformance] [Conformance]', status: 'passed' as const, seconds: 61.5 },
+      { name: '[sig-node] Pods should get a host IP [NodeConformance] [Conformance]', status: 'failed' as const, seconds: 12, message: 'timed out <waiting> & gone' },
+    ];
+    const xml = writeJunit([{ name: 'kubelet-lxc conformance', cases }]);
+    expect(xml).toMatch(/<testsuite name="kubelet-lxc conformance" tests="2" failures="1" skipped="0" time="73.500">/);
+    expect(parseJunit(xml)).toEqual(cases);
+    // Go's encoder writes quotes as &#34;: read as quotes
+    expect(parseJunit('<testsuites><testsuite><testcase name="[It] a &#34;b&#34;" status="passed" time="1"></testcase></testsuite></testsuites>')[0]!.name).toBe('a "b"');
+  });
+});
