@@ -17,6 +17,8 @@ export const KUBELET_INSTALL_ROOT = '/usr/local/lib/kubelet-lxc';
 export const DROPIN_INSTALL_PATH = '/etc/rancher/rke2/config.yaml.d/90-kubelet-lxc.yaml';
 /** What the last install replaced, for --rollback (one level). */
 export const ROLLBACK_STATE_DIR = '/var/lib/kubelet-lxc/rollback';
+/** One install or rollback at a time per root: the lock both installers take (key=value lines). */
+export const INSTALL_LOCK_PATH = '/var/lib/kubelet-lxc/install.lock';
 
 /** The drop-in as shipped beside the bundle (and inside it). */
 export const KUBELET_DROPIN_NAME = 'rke2-kubelet-lxc.yaml';
