@@ -3,12 +3,12 @@
 import path from 'node:path';
 import os from 'node:os';
 import { chown, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { exists, fileHash, readJson } from '../lib/fsutil.js';
+import { exists, fileHash, hashFiles, readJson } from '../lib/fsutil.js';
 import { run } from '../lib/exec.js';
 import { parseVersion } from '../lib/version.js';
 import { isClean } from '../lib/git.js';
-import { BUILDER_UID, builderRunArgs, ensureBuilderImage, hostGoEnv, hostGoroot, resolveEngine } from '../lib/engine.js';
-import { archOf, type Platform } from '../manifest.js';
+import { BUILDER_UID, builderContextFiles, builderRunArgs, ensureBuilderImage, hostGoEnv, hostGoroot, resolveEngine, verifyGoRelease } from '../lib/engine.js';
+import { PROJECT_ROOT, archOf, type Platform } from '../manifest.js';
 import { StageError, type BuiltBinary, type Stage, type StageContext, type StageOutputs, type Variant } from './types.js';
 
 export interface VersionStamp {
@@ -73,9 +73,15 @@ function jobs(ctx: StageContext, prev: StageOutputs): Job[] {
 export const buildStage: Stage<'build'> = {
   name: 'build',
   description: 'compile kubelet in the builder container',
-  revision: 2,
+  // the builder image's own files too: a changed Dockerfile.build makes a new image, new binaries
+  sources: () => ['src/stages/build.ts', 'src/lib/engine.ts'].map((f) => path.join(PROJECT_ROOT, f)),
+  async verify(ctx) {
+    const engine = ctx.opts.engine === 'host' ? 'host' : await resolveEngine(ctx.opts.engine, ctx.log);
+    await verifyGoRelease(engine, ctx.manifest.data.go.version, ctx.manifest.file, ctx.log);
+  },
   async inputs(ctx, prev) {
     return {
+      builder: await hashFiles((await builderContextFiles()).map((f) => path.join(PROJECT_ROOT, f)), PROJECT_ROOT),
       go: ctx.manifest.data.go.version,
       engine: ctx.opts.engine,
       target: ctx.manifest.data.target,
@@ -146,6 +152,7 @@ async function compile(ctx: StageContext, engine: string, image: string, goVersi
     } else {
       if ((process.getuid?.() ?? 0) === 0) await chown(tmpDir, BUILDER_UID, BUILDER_UID);
       const args = builderRunArgs({
+        engine: engine as 'docker' | 'podman',
         image,
         tree: job.tree,
         name,
