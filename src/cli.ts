@@ -19,7 +19,7 @@ import { acquireLock, LockBusyError, type HeldLock } from './lib/lock.js';
 import { selectProfiles, loadProfiles } from './lab/profiles.js';
 import { runLabFor } from './stages/smoke.js';
 import { runPublish, formatReport, PublishError } from './publish/index.js';
-import { installBundle, InstallError, isStandInImage, type InstallReport } from './rke2/index.js';
+import { installBundle, InstallError, isStandInImage, RUNTIME_IMAGE_REPO, type InstallReport } from './rke2/index.js';
 import { KVM_ENV, KVM_MODES, kvmModeFrom, LabSetupError } from './lab/index.js';
 
 /** The platform the LXC lab runs its kubelets on (its qemu guest is x86_64). */
@@ -83,7 +83,7 @@ function addCommonOptions(cmd: Command, withRange: boolean): Command {
     .addOption(new Option('--kvm <mode>', `lab accelerator: auto tries KVM (it must boot the guest) and falls back to TCG; on: KVM or fail; off: TCG (default: $${KVM_ENV} or auto)`).choices([...KVM_MODES]))
     .option('--base-image-archive <file>', 'docker-archive of rancher/rke2-runtime for the runtime image ({arch} is replaced per platform); default: pull it, else a labelled stand-in')
     .option('--runtime-image-revision <n>', 'N in the runtime image tag <rke2 version>-lxcN (bump it for every rebuilt image: RKE2 never re-extracts a tag)', '1')
-    .option('--runtime-image-repo <repo>', 'repository of the runtime image reference', 'kubelet-lxc/rke2-runtime');
+    .option('--runtime-image-repo <repo>', `repository of the runtime image reference (default under the reserved .invalid host: RKE2 can only load it from the tarball, never pull it)`, RUNTIME_IMAGE_REPO);
   if (withRange) {
     cmd.addOption(new Option('--from <stage>', 'first stage to run').choices([...STAGE_NAMES]));
     cmd.addOption(new Option('--to <stage>', 'last stage to run').choices([...STAGE_NAMES]));

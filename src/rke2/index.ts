@@ -32,4 +32,6 @@ export {
   RUNTIME_IMAGE_SNIPPET_NAME,
   RUNTIME_IMAGE_DROPIN_PATH,
   STAND_IN_LABEL,
+  RUNTIME_IMAGE_REPO,
+  resolvesNowhere,
 } from './names.js';

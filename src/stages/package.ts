@@ -7,7 +7,7 @@ import { writeDeterministicTar } from '../lib/tarball.js';
 import { PROJECT_ROOT, archOf } from '../manifest.js';
 import { hasCommand, run } from '../lib/exec.js';
 import { makeSpdxSbom, moduleHashesFromGoSum } from '../sbom.js';
-import { buildKubeletPathBundle, buildRuntimeImage, parseImageRef, runtimeImageTag } from '../rke2/index.js';
+import { buildKubeletPathBundle, buildRuntimeImage, parseImageRef, resolvesNowhere, runtimeImageTag, RUNTIME_IMAGE_REPO } from '../rke2/index.js';
 import { StageError, type PackagedFile, type Stage, type StageContext, type StageOutputs } from './types.js';
 
 async function describe(dir: string, name: string, kind: string, platform?: PackagedFile['platform']): Promise<PackagedFile> {
@@ -38,6 +38,9 @@ export const packageStage: Stage<'package'> = {
       parseImageRef(`${runtimeImageRepo}:${runtimeImageTag(ctx.manifest.data.rke2.version, runtimeImageRevision)}`);
     } catch (err) {
       throw new StageError(`--runtime-image-repo ${runtimeImageRepo}: ${(err as Error).message}`, 'package');
+    }
+    if (!resolvesNowhere(`${runtimeImageRepo}:x`)) {
+      ctx.log.warn(`--runtime-image-repo ${runtimeImageRepo} can be pulled: a node without the image tarball in agent/images/ then pulls it from that registry (the default ${RUNTIME_IMAGE_REPO} cannot resolve)`);
     }
     if (!(await hasCommand('zstd'))) throw new StageError('zstd is not installed (the runtime image\'s .tar.zst for RKE2): apt-get install -y zstd', 'package', { hint: 'apt-get install -y zstd' });
   },
