@@ -3,6 +3,7 @@
 import path from 'node:path';
 import os from 'node:os';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { hashJson, listFiles } from './fsutil.js';
 import { run, type RunResult } from './exec.js';
 import { PROJECT_ROOT } from '../manifest.js';
@@ -127,7 +128,7 @@ export async function ensureBuilderImage(
     env: { ...process.env, DOCKER_BUILDKIT: '0' },
     onLine: (l) => log.detail(l),
   });
-  const check = await run(engine, ['run', '--rm', '--network', 'none', ref, 'go', 'version']);
+  const check = await run(engine, ['run', '--rm', ...engineRunLimits(engine), '--network', 'none', ref, 'go', 'version']);
   if (!check.stdout.includes(`go${version} `)) throw new StageError(`builder image ${ref} reports "${check.stdout.trim()}", not go${version}`, 'build');
   step.succeed(`builder image ${ref}: ${check.stdout.trim()}`);
   return { ref, id: (await imageId(engine, ref))! };
@@ -164,7 +165,7 @@ export function builderUser(): string {
 /** `run` arguments for `go <goArgs>` in the builder: no network, non-root, source read-only at /src, shared build cache. */
 export function builderRunArgs(o: { engine: ContainerEngine; image: string; tree: string; goArgs: string[]; name?: string; mounts?: string[]; env?: Record<string, string> }): string[] {
   return [
-    'run', '--rm', ...(o.name ? ['--name', o.name] : []), '--network', 'none', '--user', builderUser(),
+    'run', '--rm', ...engineRunLimits(o.engine), ...(o.name ? ['--name', o.name] : []), '--network', 'none', '--user', builderUser(),
     '--mount', `type=bind,src=${o.tree},dst=/src,readonly`,
     ...(o.mounts ?? []).flatMap((m) => ['--mount', m]),
     '--mount', `type=volume,src=${GOCACHE_VOLUME},dst=/gocache`,
@@ -176,6 +177,32 @@ export function builderRunArgs(o: { engine: ContainerEngine; image: string; tree
 /** The environment of `--engine host`: the builder image's settings, with Go `version` from the toolchain module. */
 export function hostGoEnv(version: string, extra: Record<string, string> = {}): Record<string, string | undefined> {
   return { ...process.env, GOTOOLCHAIN: `go${version}`, GOFLAGS: '-mod=vendor', GOPROXY: 'off', CGO_ENABLED: '0', ...extra };
+}
+
+/** The hard limit of a resource of this process, from /proc/self/limits ("unlimited" as Infinity). */
+function hardLimit(name: string): number | undefined {
+  const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith(name));
+  const hard = line?.slice(name.length).trim().split(/\s+/)[1];
+  return hard === undefined ? undefined : hard === 'unlimited' ? Infinity : Number(hard);
+}
+
+/**
+ * `run` options for the engine's resource limits. Rootful podman asks for nofile and nproc of
+ * 1048576 in every container, which needs CAP_SYS_RESOURCE whenever this process's hard limits
+ * are lower (an unprivileged LXC container, a CI sandbox): runc then fails with "error setting
+ * rlimit type 7: operation not permitted". So podman gets this process's own hard limits, as a
+ * docker container gets dockerd's; nproc also at most pid_max, as podman caps its monitor's.
+ */
+export function engineRunLimits(engine: ContainerEngine): string[] {
+  if (engine !== 'podman') return [];
+  const out: string[] = [];
+  const nofile = hardLimit('Max open files');
+  if (nofile !== undefined && Number.isFinite(nofile)) out.push('--ulimit', `nofile=${nofile}:${nofile}`);
+  let nproc = hardLimit('Max processes');
+  const pidMax = Number(readFileSync('/proc/sys/kernel/pid_max', 'utf8').trim());
+  if (Number.isFinite(pidMax) && pidMax > 0) nproc = Math.min(nproc ?? Infinity, pidMax);
+  if (nproc !== undefined && Number.isFinite(nproc)) out.push('--ulimit', `nproc=${nproc}:${nproc}`);
+  return out;
 }
 
 /**
