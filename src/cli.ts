@@ -444,9 +444,8 @@ function describeError(err: unknown): ErrorReport {
     };
   }
   if (errno.code === 'EACCES' || errno.code === 'EROFS' || errno.code === 'ENOTDIR' || errno.code === 'EPERM') {
-    const words = { EACCES: 'permission denied', EROFS: 'read-only file system', ENOTDIR: 'a part of the path is a file', EPERM: 'operation not permitted' }[errno.code];
     return {
-      error: `cannot write ${errno.path ?? 'a file'} (${words}): give --workdir and --cache-dir directories this user can write`,
+      error: `cannot write ${errno.path ?? 'a file'} (${ERRNO_WORDS[errno.code]}): give --workdir and --cache-dir directories this user can write`,
       stage: null,
       hint: 'give --workdir and --cache-dir directories this user can write',
     };
