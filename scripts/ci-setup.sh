@@ -8,6 +8,8 @@
 #
 # Why each package:
 #   docker.io containerd  the container engine (builder image, compiles in the container)
+#   podman                the other engine --engine takes, tested for real (rootful) by
+#                         test/podman.e2e.test.ts: builder image and a fixture pipeline build
 #   zstd skopeo           RKE2 runtime image: .tar.zst air-gap tarball, image format checks
 #   dash busybox          install.sh is tested under dash and busybox sh
 #   (shellcheck)          the workflows' run: scripts (actionlint) and our shell scripts
@@ -19,7 +21,7 @@
 #   + scripts/lab-host-deps.sh: qemu-system-x86, debootstrap, e2fsprogs, util-linux, keyring
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-PKGS=(docker.io containerd zstd skopeo dash busybox shellcheck qemu-user file git ca-certificates zip unzip python3-venv openssl)
+PKGS=(docker.io containerd podman zstd skopeo dash busybox shellcheck qemu-user file git ca-certificates zip unzip python3-venv openssl)
 
 SUDO=()
 [ "$(id -u)" = 0 ] || SUDO=(sudo)
@@ -56,3 +58,14 @@ docker info --format 'ci-setup: engine {{.ServerVersion}}, storage {{.Driver}}, 
   tail -20 "$log" >&2
   exit 1
 }
+
+# Podman (rootful): its storage driver is overlay where the kernel allows it (not on an overlay
+# root file system, e.g. in a container), else vfs.
+if ! podman info >/dev/null 2>&1; then
+  echo "ci-setup: podman info fails with its default storage; using the vfs driver" >&2
+  "${SUDO[@]}" mkdir -p /etc/containers
+  printf '[storage]\ndriver = "vfs"\nrunroot = "/run/containers/storage"\ngraphroot = "/var/lib/containers/storage"\n' | "${SUDO[@]}" tee /etc/containers/storage.conf >/dev/null
+fi
+# not fatal here: the podman tests fail with podman's own error, the others still run
+podman info --format 'ci-setup: podman {{.Version.Version}}, storage {{.Store.GraphDriverName}}, runtime {{.Host.OCIRuntime.Name}}' ||
+  echo "ci-setup: podman does not work on this machine; test/podman.e2e.test.ts will fail saying why" >&2

@@ -2,20 +2,24 @@
 // kubelet-lxc: the command line. Parses options (commander), resolves the release manifest,
 // and hands a StageContext to the runner. Errors print as one clear message, never a stack.
 import path from 'node:path';
-import { Command, Option } from 'commander';
+import { access, constants, stat } from 'node:fs/promises';
+import { Command, CommanderError, Option } from 'commander';
 import { PLATFORMS, PROJECT_ROOT, listManifests, resolveManifest, type LoadedManifest, type Platform } from './manifest.js';
 import { createLogger, type Logger } from './lib/progress.js';
 import { runPipeline, selectStages } from './runner.js';
 import { STAGE_NAMES, StageError, workPaths, type PipelineOptions, type SourceKind, type StageContext, type StageName } from './stages/types.js';
 import { git } from './lib/git.js';
+import { requireGit } from './stages/source.js';
 import { ensureBuilderImage, resolveEngine } from './lib/engine.js';
 import { ManifestError } from './manifest.js';
 import { cancelCommandsOn, CommandError, redactUrls } from './lib/exec.js';
 import { pinRelease } from './pin.js';
 import { readdir } from 'node:fs/promises';
+import { acquireLock, LockBusyError, type HeldLock } from './lib/lock.js';
+import { selectProfiles, loadProfiles } from './lab/profiles.js';
 import { runLabFor } from './stages/smoke.js';
 import { runPublish, formatReport, PublishError } from './publish/index.js';
-import { installBundle, InstallError, isStandInImage } from './rke2/index.js';
+import { installBundle, InstallError, isStandInImage, RUNTIME_IMAGE_REPO, type InstallReport } from './rke2/index.js';
 import { KVM_ENV, KVM_MODES, kvmModeFrom, LAB_LEVELS, LabSetupError, type LabLevel } from './lab/index.js';
 import { CONFORMANCE_TIERS, type ConformanceTier } from './lab/l2/conformance.js';
 
@@ -83,7 +87,7 @@ function addCommonOptions(cmd: Command, withRange: boolean): Command {
     .addOption(new Option('--kvm <mode>', `lab accelerator: auto tries KVM (it must boot the guest) and falls back to TCG; on: KVM or fail; off: TCG (default: $${KVM_ENV} or auto)`).choices([...KVM_MODES]))
     .option('--base-image-archive <file>', 'docker-archive of rancher/rke2-runtime for the runtime image ({arch} is replaced per platform); default: pull it, else a labelled stand-in')
     .option('--runtime-image-revision <n>', 'N in the runtime image tag <rke2 version>-lxcN (bump it for every rebuilt image: RKE2 never re-extracts a tag)', '1')
-    .option('--runtime-image-repo <repo>', 'repository of the runtime image reference', 'kubelet-lxc/rke2-runtime');
+    .option('--runtime-image-repo <repo>', `repository of the runtime image reference (default under the reserved .invalid host: RKE2 can only load it from the tarball, never pull it)`, RUNTIME_IMAGE_REPO);
   if (withRange) {
     cmd.addOption(new Option('--from <stage>', 'first stage to run').choices([...STAGE_NAMES]));
     cmd.addOption(new Option('--to <stage>', 'last stage to run').choices([...STAGE_NAMES]));
@@ -91,12 +95,21 @@ function addCommonOptions(cmd: Command, withRange: boolean): Command {
   return cmd;
 }
 
+/** --platform as given (a list, each item maybe comma-separated); undefined when not given. */
+function splitPlatforms(list: string[] | undefined): string[] | undefined {
+  return list?.flatMap((p) => p.split(',')).map((p) => p.trim()).filter(Boolean);
+}
+
 function parsePlatforms(list: string[] | undefined, manifest: LoadedManifest): Platform[] {
-  if (!list?.length) return manifest.data.platforms;
-  const flat = list.flatMap((p) => p.split(',')).map((p) => p.trim()).filter(Boolean);
+  const flat = splitPlatforms(list);
+  if (flat === undefined) return manifest.data.platforms;
+  const hint = `e.g. --platform ${PLATFORMS.join(',')}, or leave --platform out for the manifest's (${manifest.data.platforms.join(',')})`;
+  if (flat.length === 0) throw new StageError(`--platform is empty: give one or more of ${PLATFORMS.join(', ')} (${hint})`, 'cli', { hint });
   for (const p of flat) {
-    if (!(PLATFORMS as readonly string[]).includes(p)) throw new StageError(`unknown platform "${p}"; known: ${PLATFORMS.join(', ')}`, 'cli');
+    if (!(PLATFORMS as readonly string[]).includes(p)) throw new StageError(`unknown platform "${p}"; known: ${PLATFORMS.join(', ')}`, 'cli', { hint });
   }
+  const twice = flat.find((p, i) => flat.indexOf(p) !== i);
+  if (twice) throw new StageError(`--platform names ${twice} twice: give each platform once`, 'cli', { hint });
   return flat as Platform[];
 }
 
@@ -108,6 +121,30 @@ function parseLabLevels(v: boolean | string | undefined): LabLevel[] {
   const bad = levels.filter((l) => !(LAB_LEVELS as readonly string[]).includes(l));
   if (bad.length || !levels.length) throw new StageError(`--lab takes ${LAB_LEVELS.join(', ')} (a comma list), got "${v}"`, 'cli');
   return [...new Set(levels)] as LabLevel[];
+}
+
+const ERRNO_WORDS: Record<string, string> = { EROFS: 'read-only file system', EACCES: 'permission denied', EPERM: 'operation not permitted', ENOTDIR: 'a part of the path is a file', ENOSPC: 'the disk is full' };
+
+/** A folder the run will write (--workdir, --cache-dir): a directory this user can write, or one that can be made. */
+async function checkWritableDir(dir: string, flag: string): Promise<void> {
+  const hint = `give a directory this user can write (it is made when missing): ${flag} <dir>`;
+  let p = dir;
+  for (;;) {
+    const st = await stat(p).catch((e: NodeJS.ErrnoException) => e);
+    if (!(st instanceof Error)) {
+      if (!st.isDirectory()) throw new StageError(`${flag} ${dir}${p === dir ? '' : `: ${p}`} is a file, not a directory: ${hint}`, 'cli', { hint });
+      break;
+    }
+    if (st.code !== 'ENOENT' && st.code !== 'ENOTDIR') throw new StageError(`${flag} ${dir} cannot be read: ${ERRNO_WORDS[st.code ?? ''] ?? st.message}: ${hint}`, 'cli', { hint });
+    if (path.dirname(p) === p) break;
+    p = path.dirname(p);
+  }
+  try {
+    await access(p, constants.W_OK | constants.X_OK);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code ?? '';
+    throw new StageError(`${flag} ${dir} cannot be written: ${ERRNO_WORDS[code] ?? (e as Error).message}${p === dir ? '' : ` (at ${p})`}: ${hint}`, 'cli', { hint });
+  }
 }
 
 function parsePositiveInt(v: string, name: string): number {
@@ -129,13 +166,22 @@ async function resolveSource(flags: CommonFlags, manifest: LoadedManifest, log: 
     return 'goproxy';
   }
   const url = flags.sourceUrl ?? m.source.git.url;
-  const probe = await git(process.cwd(), ['ls-remote', '--tags', '--', url, `refs/tags/${m.kubernetes.version}`], { reject: false, env: { GIT_HTTP_LOW_SPEED_LIMIT: '1000', GIT_HTTP_LOW_SPEED_TIME: '15' } }).catch(() => undefined);
-  if (probe?.exitCode === 0) {
+  await requireGit();
+  const probe = await git(process.cwd(), ['ls-remote', '--tags', '--', url, `refs/tags/${m.kubernetes.version}`], { reject: false, env: { GIT_HTTP_LOW_SPEED_LIMIT: '1000', GIT_HTTP_LOW_SPEED_TIME: '15' } });
+  if (probe.exitCode === 0) {
     log.info(`source: git (${redactUrls(url)})`);
     return 'git';
   }
-  if (!m.source.goproxy) throw new StageError(`cannot reach ${redactUrls(url)} and ${manifest.file} has no goproxy pins`, 'source');
-  log.info(`source: ${redactUrls(url)} is not reachable (${redactUrls((probe?.stderr ?? '').trim().split('\n').pop() ?? 'no answer')}); using the Go module proxy instead`);
+  // git's own words: its fatal lines, not only the last (which is mostly "Could not read from remote repository")
+  const said = redactUrls(probe.stderr.trim().split('\n').filter((l) => /^(fatal|error):/.test(l)).join(' ') || probe.stderr.trim().split('\n').pop() || 'no answer');
+  const dubious = /detected dubious ownership in repository at '([^']+)'/.exec(probe.stderr);
+  if (dubious) {
+    // a problem of this machine, not of the network: falling back would hide it
+    const hint = `git config --global --add safe.directory ${dubious[1]}`;
+    throw new StageError(`git refuses ${redactUrls(url)}: ${said}. The mirror belongs to another user; if you trust it: ${hint} (or use --source goproxy)`, 'source', { hint });
+  }
+  if (!m.source.goproxy) throw new StageError(`cannot reach ${redactUrls(url)} (git said: ${said}) and ${manifest.file} has no goproxy pins`, 'source');
+  log.info(`source: ${redactUrls(url)} is not reachable (git said: ${said}); using the Go module proxy instead`);
   return 'goproxy';
 }
 
@@ -143,6 +189,9 @@ async function makeContext(flags: CommonFlags, log: Logger): Promise<StageContex
   const manifest = resolveManifest(flags.release);
   const workdir = path.resolve(flags.workdir);
   const platforms = parsePlatforms(flags.platform, manifest);
+  const cacheDir = path.resolve(flags.cacheDir ?? process.env.KUBELET_LXC_CACHE ?? path.join(workdir, 'cache'));
+  await checkWritableDir(workdir, '--workdir');
+  await checkWritableDir(cacheDir, flags.cacheDir ? '--cache-dir' : process.env.KUBELET_LXC_CACHE ? 'KUBELET_LXC_CACHE' : '--workdir');
   if (flags.lab && !platforms.includes(LAB_PLATFORM)) {
     throw new StageError(`--lab runs the ${LAB_PLATFORM} kubelets: add ${LAB_PLATFORM} to --platform (got ${platforms.join(', ')})`, 'cli');
   }
@@ -157,7 +206,7 @@ async function makeContext(flags: CommonFlags, log: Logger): Promise<StageContex
     sourceUrl: flags.sourceUrl,
     goproxy: flags.goproxy,
     workdir,
-    cacheDir: path.resolve(flags.cacheDir ?? process.env.KUBELET_LXC_CACHE ?? path.join(workdir, 'cache')),
+    cacheDir,
     stockPlatforms,
     kvm: kvmModeFrom(flags.kvm),
     smoke: { patchTests: flags.patchTests, lab: labLevels, conformance: (flags.conformance ?? 'ci') as ConformanceTier },
@@ -177,10 +226,36 @@ function print(json: boolean, value: unknown, text: () => string): void {
   process.stdout.write(json ? `${JSON.stringify(value, null, 2)}\n` : `${text()}\n`);
 }
 
+/** One run per work directory (a dry run writes nothing and takes none). */
+async function lockWorkdir(ctx: StageContext): Promise<HeldLock | undefined> {
+  if (ctx.opts.dryRun) return undefined;
+  try {
+    return await acquireLock(path.join(ctx.opts.workdir, '.kubelet-lxc.lock'), {
+      what: `work directory ${ctx.opts.workdir}`,
+      hint: 'wait for it to finish, or use another --workdir',
+      command: redactUrls(['kubelet-lxc', ...process.argv.slice(2)].join(' ')),
+      warn: (t) => ctx.log.warn(t),
+    });
+  } catch (err) {
+    if (err instanceof LockBusyError) throw new StageError(err.message, 'cli', { hint: 'wait for the other run to finish, or use another --workdir' });
+    throw err;
+  }
+}
+
 async function pipelineCommand(flags: CommonFlags, from: StageName, to: StageName): Promise<void> {
   const log = createLogger({ json: flags.json });
-  const ctx = await makeContext(flags, log);
   selectStages(from, to);
+  const ctx = await makeContext(flags, log);
+  const lock = await lockWorkdir(ctx);
+  try {
+    await pipelineRun(ctx, flags, from, to);
+  } finally {
+    await lock?.release();
+  }
+}
+
+async function pipelineRun(ctx: StageContext, flags: CommonFlags, from: StageName, to: StageName): Promise<void> {
+  const log = ctx.log;
   log.info(`release ${ctx.manifest.id}: Kubernetes ${ctx.manifest.data.kubernetes.version} -> ${ctx.manifest.data.stamp.version}, ${ctx.opts.platforms.join(' ')}, source ${ctx.opts.sourceKind}`);
   const result = await runPipeline(ctx, from, to);
   const o = result.outputs;
@@ -207,7 +282,9 @@ async function pipelineCommand(flags: CommonFlags, from: StageName, to: StageNam
 const program = new Command()
   .name('kubelet-lxc')
   .description('Build a kubelet that starts inside LXC containers on cgroup v2 hosts, packaged for RKE2.')
-  .showHelpAfterError();
+  .showHelpAfterError()
+  // parse errors come back to main(), which prints them as JSON under --json (inherited by subcommands)
+  .exitOverride();
 
 addCommonOptions(program.command('build').description('run every stage: source, patch, build, package, smoke'), true).action((flags: CommonFlags) =>
   pipelineCommand(flags, flags.from ?? 'source', flags.to ?? 'smoke'),
@@ -245,9 +322,9 @@ program
   .action(async (flags: { release?: string; engine: 'auto' | 'docker' | 'podman'; base: 'auto' | 'official' | 'local'; json: boolean }) => {
     const log = createLogger({ json: flags.json });
     const manifest = resolveManifest(flags.release);
-    const engine = await resolveEngine(flags.engine, log);
+    const engine = await resolveEngine(flags.engine, log, { hostAllowed: false });
     if (engine === 'host') throw new StageError('builder-image needs a container engine', 'cli');
-    const image = await ensureBuilderImage(engine, manifest.data.go.version, flags.base, log);
+    const image = await ensureBuilderImage(engine, manifest.data.go.version, flags.base, log, { baseFlag: '--base' });
     print(flags.json, image, () => `${image.ref} ${image.id}`);
   });
 
@@ -276,17 +353,40 @@ addCommonOptions(
   .addOption(new Option('--level <level>', 'L1: a standalone kubelet with a static pod; L2: a server node (kine on SQLite, the control plane, the kubelet registering) and the conformance tier').choices([...LAB_LEVELS]).default('L1'))
   .action(async (flags: CommonFlags & { profile?: string[]; level: LabLevel }) => {
     const log = createLogger({ json: flags.json });
+    verifyLabOptions(flags);
     const ctx = await makeContext({ ...flags, lab: flags.level, platform: flags.platform ?? [LAB_PLATFORM] }, log);
-    const result = await runPipeline(ctx, 'source', 'build');
-    if (ctx.opts.dryRun) {
-      log.info(`would run the lab ${flags.level}: profiles ${flags.profile?.join(', ') ?? 'all of lab/profiles.json'}, stock and patched linux/amd64 kubelets${flags.level === 'L2' ? `, conformance tier ${ctx.opts.smoke.conformance}` : ''}`);
-      return;
+    const lock = await lockWorkdir(ctx);
+    try {
+      await labRun(ctx, flags, log);
+    } finally {
+      await lock?.release();
     }
-    if (!result.outputs.build) throw new StageError('the lab has no kubelets: the build stage gave no output', 'smoke');
-    const lab = await runLabFor(ctx, result.outputs, { level: flags.level, profiles: flags.profile, conformance: ctx.opts.smoke.conformance });
-    print(flags.json, { checks: lab.checks, reports: lab.files }, () => lab.files.map((f) => `report: ${f}`).join('\n'));
-    if (!lab.checks.every((c) => c.ok)) throw new StageError(`lab failed: ${lab.checks.filter((c) => !c.ok).map((c) => c.detail).join('; ')}`, 'smoke');
   });
+
+/** The lab's own options, checked before any stage: its profiles exist, and it runs linux/amd64 only. */
+function verifyLabOptions(flags: CommonFlags & { profile?: string[] }): void {
+  try {
+    selectProfiles(loadProfiles(), flags.profile);
+  } catch (err) {
+    throw new StageError((err as Error).message, 'cli', { hint: 'leave --profile out for every profile of lab/profiles.json' });
+  }
+  const other = (splitPlatforms(flags.platform) ?? []).filter((p) => p !== LAB_PLATFORM);
+  if (other.length) {
+    throw new StageError(`the lab runs ${LAB_PLATFORM} kubelets only (its qemu guest is x86_64): drop --platform ${other.join(',')}`, 'cli', { hint: 'leave --platform out' });
+  }
+}
+
+async function labRun(ctx: StageContext, flags: CommonFlags & { profile?: string[]; level: LabLevel }, log: Logger): Promise<void> {
+  const result = await runPipeline(ctx, 'source', 'build');
+  if (ctx.opts.dryRun) {
+    log.info(`would run the lab ${flags.level}: profiles ${flags.profile?.join(', ') ?? 'all of lab/profiles.json'}, stock and patched linux/amd64 kubelets${flags.level === 'L2' ? `, conformance tier ${ctx.opts.smoke.conformance}` : ''}`);
+    return;
+  }
+  if (!result.outputs.build) throw new StageError('the lab has no kubelets: the build stage gave no output', 'smoke');
+  const lab = await runLabFor(ctx, result.outputs, { level: flags.level, profiles: flags.profile, conformance: ctx.opts.smoke.conformance });
+  print(flags.json, { checks: lab.checks, reports: lab.files }, () => lab.files.map((f) => `report: ${f}`).join('\n'));
+  if (!lab.checks.every((c) => c.ok)) throw new StageError(`lab failed: ${lab.checks.filter((c) => !c.ok).map((c) => c.detail).join('; ')}`, 'smoke');
+}
 
 program
   .command('publish')
@@ -315,10 +415,20 @@ program
   .option('--json', 'as JSON', false)
   .action(async (bundle: string | undefined, f: { root: string; rollback: boolean; json: boolean }) => {
     if (!bundle && !f.rollback) throw new InstallError('give the bundle to install (kubelet-lxc-<version>-linux-<arch>.tar.gz), or --rollback to undo the last install');
+    if (bundle && f.rollback) throw new InstallError('--rollback takes no bundle: run kubelet-lxc install --rollback alone to undo the last install');
     const log = createLogger({ json: f.json });
-    const report = await installBundle({ bundle: bundle && !f.rollback ? path.resolve(bundle) : undefined, root: path.resolve(f.root), rollback: f.rollback, log });
-    print(f.json, report, () => [`${report.action}: ${report.kubeletPath} (${report.kubeletVersion})`, report.next].join('\n'));
+    const report = await installBundle({ bundle: bundle ? path.resolve(bundle) : undefined, root: path.resolve(f.root), rollback: f.rollback, log });
+    print(f.json, report, () => [formatInstallReport(report), report.next].join('\n'));
   });
+
+function formatInstallReport(r: InstallReport): string {
+  if (r.action === 'rolled-back') {
+    const lines = [`rolled-back: ${r.undone?.map((u) => `${u.action} ${u.path}`).join(', ') || 'nothing was left to undo'}`];
+    if (r.kubeletPath && r.kubeletVersion) lines.push(`kubelet: ${r.kubeletPath} (${r.kubeletVersion})`);
+    return lines.join('\n');
+  }
+  return `${r.action}: ${r.kubeletPath} (${r.kubeletVersion})`;
+}
 
 /** A runtime image built on the generated stand-in base must never reach a release. */
 async function refuseStandIn(distDir: string, allowed: boolean): Promise<void> {
@@ -330,7 +440,49 @@ async function refuseStandIn(distDir: string, allowed: boolean): Promise<void> {
   }
 }
 
+/** What main prints for a failure: the message (URLs redacted), the stage it came from, the fix when known. */
+interface ErrorReport {
+  error: string;
+  stage: string | null;
+  hint: string | null;
+}
+
+const KNOWN_ERRORS = [StageError, ManifestError, CommandError, PublishError, InstallError, LabSetupError];
+
+function describeError(err: unknown): ErrorReport {
+  if (err instanceof CommanderError) {
+    return { error: err.message.replace(/^error: /, ''), stage: 'cli', hint: 'kubelet-lxc <command> --help lists the options' };
+  }
+  if (err instanceof StageError) return { error: redactUrls(err.message), stage: err.stage, hint: typeof err.details?.hint === 'string' ? redactUrls(err.details.hint) : null };
+  if (KNOWN_ERRORS.some((k) => err instanceof k)) return { error: redactUrls((err as Error).message), stage: null, hint: null };
+  const errno = err as NodeJS.ErrnoException;
+  if (errno.code === 'ENOSPC') {
+    return {
+      error: `the disk is full${errno.path ? ` (writing ${errno.path})` : ''}: free space (work/ and its cache hold the trees and builds; docker system df shows the engine's share) and rerun; finished artifacts are intact, unfinished ones were not kept`,
+      stage: null,
+      hint: 'free disk space and rerun',
+    };
+  }
+  if (errno.code === 'EACCES' || errno.code === 'EROFS' || errno.code === 'ENOTDIR' || errno.code === 'EPERM') {
+    return {
+      error: `cannot write ${errno.path ?? 'a file'} (${ERRNO_WORDS[errno.code]}): give --workdir and --cache-dir directories this user can write`,
+      stage: null,
+      hint: 'give --workdir and --cache-dir directories this user can write',
+    };
+  }
+  // a message for the user; the stack only when asked for
+  return { error: redactUrls(err instanceof Error ? err.message : String(err)), stage: null, hint: null };
+}
+
+/** Whether the command line asks for JSON (before a "--", whatever the command). */
+function wantsJson(argv: string[]): boolean {
+  const args = argv.slice(2);
+  const end = args.indexOf('--');
+  return (end < 0 ? args : args.slice(0, end)).includes('--json');
+}
+
 export async function main(argv = process.argv): Promise<number> {
+  const json = wantsJson(argv);
   try {
     await program.parseAsync(argv);
     if (controller.signal.aborted) {
@@ -341,22 +493,17 @@ export async function main(argv = process.argv): Promise<number> {
   } catch (err) {
     if (controller.signal.aborted) {
       process.stderr.write('interrupted\n');
+      if (json) process.stdout.write(`${JSON.stringify({ error: 'interrupted', stage: null, hint: null })}\n`);
       return 130;
     }
-    if (err instanceof StageError || err instanceof ManifestError || err instanceof CommandError || err instanceof PublishError || err instanceof InstallError || err instanceof LabSetupError) {
-      const where = err instanceof StageError ? `${err.stage}: ` : '';
-      process.stderr.write(`error: ${where}${err.message}\n`);
-      return 1;
-    }
-    const errno = err as NodeJS.ErrnoException;
-    if (errno.code === 'ENOSPC') {
-      process.stderr.write(`error: the disk is full${errno.path ? ` (writing ${errno.path})` : ''}: free space (work/ and its cache hold the trees and builds; docker system df shows the engine's share) and rerun; finished artifacts are intact, unfinished ones were not kept\n`);
-      return 1;
-    }
-    // a message for the user; the stack only when asked for
-    process.stderr.write(`error: ${err instanceof Error ? err.message : String(err)}\n`);
-    if (process.env.KUBELET_LXC_DEBUG && err instanceof Error && err.stack) process.stderr.write(`${err.stack}\n`);
-    return 1;
+    // --help and the like end through exitOverride too
+    if (err instanceof CommanderError && err.exitCode === 0) return 0;
+    const report = describeError(err);
+    // commander has printed its own message already
+    if (!(err instanceof CommanderError)) process.stderr.write(`error: ${err instanceof StageError ? `${err.stage}: ` : ''}${report.error}\n`);
+    if (json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
+    if (process.env.KUBELET_LXC_DEBUG && err instanceof Error && err.stack) process.stderr.write(`${redactUrls(err.stack)}\n`);
+    return err instanceof CommanderError ? err.exitCode || 1 : 1;
   }
 }
 

@@ -128,7 +128,13 @@ export function listManifests(dir = RELEASES_DIR): LoadedManifest[] {
   return readdirSync(dir)
     .filter((f) => f.endsWith('.json'))
     .map((f) => loadManifestFile(path.join(dir, f)))
-    .sort((a, b) => compareVersionsDesc(a.data.kubernetes.version, b.data.kubernetes.version) || b.id.localeCompare(a.id));
+    // within one version, the manifest named after it first (a copy beside it is never the default)
+    .sort((a, b) => compareVersionsDesc(a.data.kubernetes.version, b.data.kubernetes.version) || Number(isCanonical(b)) - Number(isCanonical(a)) || a.id.localeCompare(b.id));
+}
+
+/** Whether a manifest is named after its Kubernetes version (releases/v1.36.4.json). */
+function isCanonical(m: LoadedManifest): boolean {
+  return m.id === m.data.kubernetes.version;
 }
 
 /** `--release`: a manifest id or version under releases/, or a path to a manifest file; default the newest. */
@@ -136,12 +142,24 @@ export function resolveManifest(release: string | undefined, dir = RELEASES_DIR)
   if (release && (release.endsWith('.json') || release.includes('/'))) return loadManifestFile(path.resolve(release));
   const all = listManifests(dir);
   if (all.length === 0) throw new ManifestError(`no release manifests in ${dir}; write one with "kubelet-lxc pin <version>"`);
-  if (!release) return all[0]!;
-  const hit = all.find((m) => m.id === release || m.data.kubernetes.version === release || m.data.stamp.version === release);
-  if (!hit) {
+  if (!release) {
+    const newest = all.filter((m) => m.data.kubernetes.version === all[0]!.data.kubernetes.version);
+    if (newest.length > 1 && !isCanonical(newest[0]!)) {
+      throw new ManifestError(`the newest version ${all[0]!.data.kubernetes.version} has ${newest.length} release manifests in ${dir}: ${newest.map((m) => m.id).join(', ')}; give one of these ids with --release`);
+    }
+    return all[0]!;
+  }
+  // An exact id wins; a version must name one manifest.
+  const byId = all.find((m) => m.id === release);
+  if (byId) return byId;
+  const hits = all.filter((m) => m.data.kubernetes.version === release || m.data.stamp.version === release);
+  if (hits.length > 1) {
+    throw new ManifestError(`"${release}" matches ${hits.length} release manifests in ${dir}: ${hits.map((m) => m.id).join(', ')}; give one of these ids with --release`);
+  }
+  if (!hits[0]) {
     throw new ManifestError(`no release manifest "${release}" in ${dir}; known: ${all.map((m) => m.id).join(', ')}`);
   }
-  return hit;
+  return hits[0];
 }
 
 /** Minor series folder name for a version, e.g. v1.36.4 -> v1.36. */

@@ -7,7 +7,7 @@ import { schemaProblems, z } from './lib/schema.js';
 import { run } from './lib/exec.js';
 import { buildDirAtomic, exists, writeFileAtomic } from './lib/fsutil.js';
 import { git, headCommit } from './lib/git.js';
-import { builderRunArgs, hostGoEnv } from './lib/engine.js';
+import { builderRunArgs, hostGoEnv, type ContainerEngine } from './lib/engine.js';
 import { StageError, type StageContext } from './stages/types.js';
 
 const siteTestsSchema = z.object({
@@ -158,7 +158,7 @@ async function goIn(ctx: StageContext, engine: string, image: string, tree: stri
   const res =
     engine === 'host'
       ? await run('go', goArgs, { cwd: tree, reject: false, signal: ctx.signal, onLine, env: hostGoEnv(ctx.manifest.data.go.version) })
-      : await run(engine, builderRunArgs({ image, tree, goArgs }), { reject: false, signal: ctx.signal, onLine });
+      : await run(engine, builderRunArgs({ engine: engine as ContainerEngine, image, tree, goArgs }), { reject: false, signal: ctx.signal, onLine });
   step.succeed(`${label}: exit ${res.exitCode}`);
   return res;
 }

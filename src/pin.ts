@@ -72,6 +72,20 @@ export async function pinRelease(opts: PinOptions): Promise<PinResult> {
   const releasesDir = opts.releasesDir ?? RELEASES_DIR;
   const file = path.join(releasesDir, `${version}.json`);
   if ((await exists(file)) && !opts.force) throw new StageError(`${file} exists; pass --force to re-pin it`, 'cli');
+  // The flags first, before minutes of module downloads.
+  const rke2 = opts.rke2 ?? `${version}+rke2r1`;
+  if (!/^v\d+\.\d+\.\d+\+rke2r\d+$/.test(rke2) || !rke2.startsWith(`${version}+rke2r`)) {
+    throw new StageError(`--rke2 ${rke2} does not ship Kubernetes ${version} (expected ${version}+rke2rN)`, 'cli', { hint: `--rke2 ${version}+rke2r1` });
+  }
+  const kineVersion = kineVersionFor(rke2, opts.kine);
+  const stamp = opts.stamp ?? rke2;
+  const stampParts = parseVersion(stamp);
+  if (!stampParts || !isVersionTag(stamp)) {
+    throw new StageError(`--stamp ${stamp} is not a semver version with a leading v (e.g. ${version}+lxc.1)`, 'cli', { hint: `--stamp ${version}+lxc.1` });
+  }
+  if (`${stampParts.major}.${stampParts.minor}.${stampParts.patch}` !== `${v.major}.${v.minor}.${v.patch}`) {
+    throw new StageError(`--stamp ${stamp} must have ${version} as its core (RKE2 expects a kubelet of its Kubernetes version), e.g. ${version}+lxc.1`, 'cli', { hint: `--stamp ${version}+lxc.1` });
+  }
 
   const work = await mkdtemp(path.join(os.tmpdir(), 'kubelet-lxc-pin-'));
   try {
@@ -117,10 +131,7 @@ export async function pinRelease(opts: PinOptions): Promise<PinResult> {
       notes.push(`${gitUrl} not reachable: commit SHA recorded as unverified (null); the git source will refuse this manifest until re-pinned`);
     }
 
-    const rke2 = opts.rke2 ?? `${version}+rke2r1`;
-    if (!rke2.startsWith(`${version}+rke2r`)) throw new StageError(`RKE2 release ${rke2} does not ship Kubernetes ${version} (expected ${version}+rke2rN)`, 'cli');
     // kine as the RKE2 release runs it: the L2 lab's datastore shim
-    const kineVersion = kineVersionFor(rke2, opts.kine);
     const kineStep = log.step(`resolving ${KINE_MODULE}@${kineVersion} (the kine RKE2 ${rke2} runs)`);
     const kineGot = (await download(work, [`${KINE_MODULE}@${kineVersion}`], env, log)).got[0];
     if (!kineGot || kineGot.Error || !kineGot.Sum) {
@@ -134,7 +145,7 @@ export async function pinRelease(opts: PinOptions): Promise<PinResult> {
       source: { default: 'git', git: { url: gitUrl }, goproxy: { root: pin(r), staging: staging.got.map(pin) } },
       go: { version: goVersion },
       patches: `../patches/${minorOf(version)}`,
-      stamp: { version: opts.stamp ?? rke2 },
+      stamp: { version: stamp },
       rke2: { version: rke2, runtimeImage: `rancher/rke2-runtime:${rke2.replace('+', '-')}` },
       platforms: [...PLATFORMS],
       target: './cmd/kubelet',

@@ -1,7 +1,10 @@
-// The one small runner: threads the outputs of each stage into the next, records each
-// stage's output with the hash of its inputs, and skips a stage whose inputs did not change.
+// The one small runner: first verifies every selected stage's options (verify, like
+// semantic-release's verifyConditions: bad input fails before any work), then threads the
+// outputs of each stage into the next, records each stage's output with the hash of its inputs
+// (the files that feed it included), and skips a stage whose inputs did not change.
 import path from 'node:path';
-import { hashJson, readJson, writeFileAtomic } from './lib/fsutil.js';
+import { hashFiles, hashJson, readJson, writeFileAtomic } from './lib/fsutil.js';
+import { PROJECT_ROOT } from './manifest.js';
 import { STAGE_NAMES, StageError, type Stage, type StageContext, type StageName, type StageOutputs } from './stages/types.js';
 import { sourceStage } from './stages/source.js';
 import { patchStage } from './stages/patch.js';
@@ -47,8 +50,14 @@ export function selectStages(from: StageName = 'source', to: StageName = 'smoke'
   return STAGE_NAMES.slice(a, b + 1);
 }
 
+/** Every selected stage's up-front checks, in stage order, before any stage runs. */
+export async function verifyStages(ctx: StageContext, names: StageName[]): Promise<void> {
+  for (const name of names) await (STAGES[name] as Stage<StageName>).verify?.(ctx);
+}
+
 export async function runPipeline(ctx: StageContext, from: StageName, to: StageName): Promise<RunResult> {
   const selected = new Set(selectStages(from, to));
+  await verifyStages(ctx, [...selected]);
   const outputs: StageOutputs = {};
   const reports: StageReport[] = [];
   for (const name of STAGE_NAMES) {
@@ -57,7 +66,7 @@ export async function runPipeline(ctx: StageContext, from: StageName, to: StageN
     if (ctx.signal.aborted) throw new StageError(`interrupted before the ${name} stage; finished stages keep their records`, name);
     const stage = STAGES[name] as Stage<StageName>;
     const started = Date.now();
-    const inputsHash = hashJson({ stage: name, revision: stage.revision, inputs: await stage.inputs(ctx, outputs) });
+    const inputsHash = hashJson({ stage: name, files: await hashFiles(stage.sources(ctx), PROJECT_ROOT), inputs: await stage.inputs(ctx, outputs) });
     const record = await readJson<StageRecord>(recordPath(ctx, name));
     const recorded = record && record.inputsHash === inputsHash ? record.output : undefined;
 

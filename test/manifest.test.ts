@@ -62,6 +62,23 @@ describe('release manifest', () => {
     expect(() => resolveManifest('v9.9.9', dir)).toThrow(/no release manifest "v9.9.9".*known: v1.36.10, v1.36.4/);
   });
 
+  it('an exact id wins over a copy of the same version, the copy is never the default, and an ambiguous version is an error', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'kubelet-lxc-releases-copy-'));
+    await writeFile(path.join(dir, 'v1.36.4.json'), JSON.stringify(valid));
+    await writeFile(path.join(dir, 'v1.36.4-copy.json'), JSON.stringify(valid));
+    expect(resolveManifest('v1.36.4', dir).id).toBe('v1.36.4');
+    expect(resolveManifest('v1.36.4-copy', dir).id).toBe('v1.36.4-copy');
+    expect(resolveManifest(undefined, dir).id).toBe('v1.36.4');
+    expect(listManifests(dir).map((m) => m.id)).toEqual(['v1.36.4', 'v1.36.4-copy']);
+    // the stamp version matches both, and is no manifest's id
+    expect(() => resolveManifest('v1.36.4+rke2r1', dir)).toThrow(/"v1\.36\.4\+rke2r1" matches 2 release manifests in .*: v1\.36\.4, v1\.36\.4-copy; give one of these ids with --release/);
+    // without a manifest named after the version, the newest version is ambiguous too
+    const two = await mkdtemp(path.join(os.tmpdir(), 'kubelet-lxc-releases-two-'));
+    await writeFile(path.join(two, 'a.json'), JSON.stringify(valid));
+    await writeFile(path.join(two, 'b.json'), JSON.stringify(valid));
+    expect(() => resolveManifest(undefined, two)).toThrow(/the newest version v1\.36\.4 has 2 release manifests in .*: a, b; give one of these ids with --release/);
+  });
+
   it('kubelet-lxc releases lists the shipped manifests with the default first', async () => {
     const res = await runCli(['releases', '--json']);
     expect(res.exitCode).toBe(0);

@@ -47,7 +47,7 @@ beforeAll(async () => {
   busyboxPath = path.join(tmp, 'busybox-bin');
   await mkdir(busyboxPath);
   const busybox = (await execa('sh', ['-c', 'command -v busybox'])).stdout.trim();
-  for (const a of ['sh', 'tar', 'gzip', 'dd', 'tr', 'wc', 'sha256sum', 'cmp', 'mktemp', 'cp', 'mv', 'rm', 'mkdir', 'rmdir', 'chmod', 'sed', 'awk', 'sort', 'cut', 'dirname', 'cat']) {
+  for (const a of ['sh', 'tar', 'gzip', 'dd', 'tr', 'wc', 'sha256sum', 'cmp', 'mktemp', 'cp', 'mv', 'rm', 'mkdir', 'rmdir', 'chmod', 'sed', 'awk', 'sort', 'cut', 'dirname', 'cat', 'readlink', 'ln', 'date']) {
     await symlink(busybox, path.join(busyboxPath, a));
   }
 });

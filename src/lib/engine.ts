@@ -3,6 +3,7 @@
 import path from 'node:path';
 import os from 'node:os';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { readFileSync } from 'node:fs';
 import { hashJson, listFiles } from './fsutil.js';
 import { run, type RunResult } from './exec.js';
 import { PROJECT_ROOT } from '../manifest.js';
@@ -11,9 +12,9 @@ import type { Logger } from './progress.js';
 
 export type ContainerEngine = 'docker' | 'podman';
 
-export const INSTALL_ENGINE_HINT =
-  'Install and start one: apt-get install -y docker.io && (dockerd > /var/log/dockerd.log 2>&1 &)  ' +
-  '(or: apt-get install -y podman). To build on the host instead, pass --engine host.';
+export const INSTALL_ENGINE_HINT = 'Install and start one: apt-get install -y docker.io && (dockerd > /var/log/dockerd.log 2>&1 &)  (or: apt-get install -y podman).';
+/** Only where --engine host is a choice (the pipeline commands; builder-image needs an engine). */
+const HOST_ENGINE_HINT = ' To build on the host instead, pass --engine host.';
 
 async function engineState(name: ContainerEngine): Promise<'ok' | 'missing' | 'down'> {
   let res: RunResult;
@@ -25,8 +26,8 @@ async function engineState(name: ContainerEngine): Promise<'ok' | 'missing' | 'd
   return res.exitCode === 0 ? 'ok' : 'down';
 }
 
-/** Resolve --engine: auto picks a running docker, then podman; a clear error otherwise. */
-export async function resolveEngine(wanted: EngineName | 'auto', log: Logger): Promise<EngineName> {
+/** Resolve --engine: auto picks a running docker, then podman; a clear error otherwise (hostAllowed: the command takes --engine host). */
+export async function resolveEngine(wanted: EngineName | 'auto', log: Logger, o: { hostAllowed?: boolean } = {}): Promise<EngineName> {
   if (wanted === 'host') {
     log.warn('--engine host: building with the host Go toolchain, outside a container. Results depend on this machine; release builds use a container engine.');
     return 'host';
@@ -41,7 +42,8 @@ export async function resolveEngine(wanted: EngineName | 'auto', log: Logger): P
   const down = states.some((s) => s.includes('does not answer'));
   throw new StageError(
     `no usable container engine (${states.join('; ')}). ` +
-      (down && candidates.includes('docker') ? 'Start the Docker engine: (dockerd > /var/log/dockerd.log 2>&1 &)  or: systemctl start docker. ' : INSTALL_ENGINE_HINT),
+      (down && candidates.includes('docker') ? 'Start the Docker engine: (dockerd > /var/log/dockerd.log 2>&1 &)  or: systemctl start docker. ' : INSTALL_ENGINE_HINT) +
+      (o.hostAllowed === false ? '' : HOST_ENGINE_HINT),
     'build',
   );
 }
@@ -74,9 +76,14 @@ export interface BuilderImage {
   id: string;
 }
 
+/** The files the builder image is made of besides its base (what its tag's hash covers). */
+export async function builderContextFiles(): Promise<string[]> {
+  return ['Dockerfile.build', ...(await listFiles(path.join(PROJECT_ROOT, 'build', 'builder'))).map((f) => `build/builder/${f}`)];
+}
+
 /** Identity of what goes into the builder image besides its base. */
-async function builderContextHash(): Promise<string> {
-  const files = ['Dockerfile.build', ...(await listFiles(path.join(PROJECT_ROOT, 'build', 'builder'))).map((f) => `build/builder/${f}`)];
+export async function builderContextHash(): Promise<string> {
+  const files = await builderContextFiles();
   const parts = await Promise.all(files.map(async (f) => [f, await readFile(path.join(PROJECT_ROOT, f), 'utf8')]));
   return hashJson(parts).slice(0, 12);
 }
@@ -91,12 +98,14 @@ export async function ensureBuilderImage(
   version: string,
   base: 'official' | 'local' | 'auto',
   log: Logger,
-  goImage?: string,
+  o: { goImage?: string; baseFlag?: string } = {},
 ): Promise<BuilderImage> {
+  // the flag that picks the base, as the calling command spells it
+  const baseFlag = o.baseFlag ?? '--builder-base';
   const ref = `kubelet-lxc-builder:go${version}-${await builderContextHash()}`;
   const have = await imageId(engine, ref);
   if (have) return { ref, id: have };
-  const official = goImage ?? `docker.io/library/golang:${version}-bookworm`;
+  const official = o.goImage ?? `docker.io/library/golang:${version}-bookworm`;
   let baseRef: string | undefined;
   if (base !== 'local') {
     if (await imageId(engine, official)) baseRef = official;
@@ -108,8 +117,8 @@ export async function ensureBuilderImage(
         step.succeed();
       } else {
         step.fail(`cannot pull ${official}: ${pulled.stderr.trim().split('\n').pop()}`);
-        if (base === 'official') throw new StageError(`cannot pull the official Go image ${official}; use --builder-base local to bootstrap it from the host toolchain`, 'build');
-        log.info('falling back to a builder bootstrapped from the host Go toolchain (kubelet-lxc builder-image --base local)');
+        if (base === 'official') throw new StageError(`cannot pull the official Go image ${official}; use ${baseFlag} local to bootstrap it from the host toolchain`, 'build');
+        log.info(`falling back to a builder bootstrapped from the host Go toolchain (${baseFlag} local)`);
       }
     }
   }
@@ -119,7 +128,7 @@ export async function ensureBuilderImage(
     env: { ...process.env, DOCKER_BUILDKIT: '0' },
     onLine: (l) => log.detail(l),
   });
-  const check = await run(engine, ['run', '--rm', '--network', 'none', ref, 'go', 'version']);
+  const check = await run(engine, ['run', '--rm', ...engineRunLimits(engine), '--network', 'none', ref, 'go', 'version']);
   if (!check.stdout.includes(`go${version} `)) throw new StageError(`builder image ${ref} reports "${check.stdout.trim()}", not go${version}`, 'build');
   step.succeed(`builder image ${ref}: ${check.stdout.trim()}`);
   return { ref, id: (await imageId(engine, ref))! };
@@ -154,9 +163,9 @@ export function builderUser(): string {
 }
 
 /** `run` arguments for `go <goArgs>` in the builder: no network, non-root, source read-only at /src, shared build cache. */
-export function builderRunArgs(o: { image: string; tree: string; goArgs: string[]; name?: string; mounts?: string[]; env?: Record<string, string> }): string[] {
+export function builderRunArgs(o: { engine: ContainerEngine; image: string; tree: string; goArgs: string[]; name?: string; mounts?: string[]; env?: Record<string, string> }): string[] {
   return [
-    'run', '--rm', ...(o.name ? ['--name', o.name] : []), '--network', 'none', '--user', builderUser(),
+    'run', '--rm', ...engineRunLimits(o.engine), ...(o.name ? ['--name', o.name] : []), '--network', 'none', '--user', builderUser(),
     '--mount', `type=bind,src=${o.tree},dst=/src,readonly`,
     ...(o.mounts ?? []).flatMap((m) => ['--mount', m]),
     '--mount', `type=volume,src=${GOCACHE_VOLUME},dst=/gocache`,
@@ -168,4 +177,58 @@ export function builderRunArgs(o: { image: string; tree: string; goArgs: string[
 /** The environment of `--engine host`: the builder image's settings, with Go `version` from the toolchain module. */
 export function hostGoEnv(version: string, extra: Record<string, string> = {}): Record<string, string | undefined> {
   return { ...process.env, GOTOOLCHAIN: `go${version}`, GOFLAGS: '-mod=vendor', GOPROXY: 'off', CGO_ENABLED: '0', ...extra };
+}
+
+/** The hard limit of a resource of this process, from /proc/self/limits ("unlimited" as Infinity). */
+function hardLimit(name: string): number | undefined {
+  const line = readFileSync('/proc/self/limits', 'utf8').split('\n').find((l) => l.startsWith(name));
+  const hard = line?.slice(name.length).trim().split(/\s+/)[1];
+  return hard === undefined ? undefined : hard === 'unlimited' ? Infinity : Number(hard);
+}
+
+/**
+ * `run` options for the engine's resource limits. Rootful podman asks for nofile and nproc of
+ * 1048576 in every container, which needs CAP_SYS_RESOURCE whenever this process's hard limits
+ * are lower (an unprivileged LXC container, a CI sandbox): runc then fails with "error setting
+ * rlimit type 7: operation not permitted". So podman gets this process's own hard limits, as a
+ * docker container gets dockerd's; nproc also at most pid_max, as podman caps its monitor's.
+ */
+export function engineRunLimits(engine: ContainerEngine): string[] {
+  if (engine !== 'podman') return [];
+  const out: string[] = [];
+  const nofile = hardLimit('Max open files');
+  if (nofile !== undefined && Number.isFinite(nofile)) out.push('--ulimit', `nofile=${nofile}:${nofile}`);
+  let nproc = hardLimit('Max processes');
+  const pidMax = Number(readFileSync('/proc/sys/kernel/pid_max', 'utf8').trim());
+  if (Number.isFinite(pidMax) && pidMax > 0) nproc = Math.min(nproc ?? Infinity, pidMax);
+  if (nproc !== undefined && Number.isFinite(nproc)) out.push('--ulimit', `nproc=${nproc}:${nproc}`);
+  return out;
+}
+
+/**
+ * Up-front check that Go `version` exists before a build needs it: the builder image or the host
+ * toolchain has it, or the Go module proxy serves its toolchain module. A proxy that cannot be
+ * asked only gives a warning (the build stage then says what it finds).
+ */
+export async function verifyGoRelease(engine: EngineName, version: string, manifestFile: string, log: Logger): Promise<void> {
+  if (engine !== 'host' && (await imageId(engine, `kubelet-lxc-builder:go${version}-${await builderContextHash()}`))) return;
+  const local = await run('go', ['env', 'GOVERSION'], { reject: false, env: { ...process.env, GOTOOLCHAIN: 'local' } }).catch(() => undefined);
+  if (local?.exitCode === 0 && local.stdout.trim() === `go${version}`) return;
+  if (!local) {
+    log.warn(`cannot check that Go ${version} (go.version of ${manifestFile}) is a Go release: there is no go on the PATH`);
+    return;
+  }
+  const mod = `golang.org/toolchain@v0.0.1-go${version}.linux-amd64`;
+  const res = await run('go', ['list', '-m', '-json', mod], { reject: false, cwd: os.tmpdir(), env: { ...process.env, GOTOOLCHAIN: 'local', GOFLAGS: '-mod=mod' }, timeoutMs: 60_000 });
+  if (res.exitCode === 0) return;
+  const why = res.stderr.trim().split('\n').slice(-2).join(' ');
+  if (/not available|not found|unknown revision|invalid version|404|410/i.test(why)) {
+    throw new StageError(
+      `Go ${version} (go.version of ${manifestFile}) is not a Go release: the Go module proxy has no toolchain ${mod} (${why}). ` +
+        'Fix go.version: it is the Kubernetes tag\'s .go-version, which "kubelet-lxc pin" writes',
+      'build',
+      { hint: `set go.version in ${manifestFile} to the tag's .go-version, or re-pin the release` },
+    );
+  }
+  log.warn(`cannot confirm that Go ${version} is a Go release (the Go module proxy did not answer: ${why}); the build stage checks it again`);
 }

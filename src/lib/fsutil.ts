@@ -94,6 +94,22 @@ export async function readJson<T>(file: string): Promise<T | undefined> {
   }
 }
 
+/**
+ * One hash over the contents of files and folders (every file below a folder), each named by its
+ * path relative to base, so that a moved checkout hashes the same; a missing path counts too.
+ */
+export async function hashFiles(paths: string[], base: string): Promise<string> {
+  const parts: [string, string][] = [];
+  for (const p of paths) {
+    const name = path.relative(base, p);
+    const st = await stat(p).catch(() => undefined);
+    if (!st) parts.push([name, 'missing']);
+    else if (st.isDirectory()) for (const f of await listFiles(p)) parts.push([`${name}/${f}`, await fileHash(path.join(p, f))]);
+    else parts.push([name, await fileHash(p)]);
+  }
+  return hashJson(parts);
+}
+
 /** Every regular file below dir, relative, sorted. */
 export async function listFiles(dir: string): Promise<string[]> {
   const out: string[] = [];

@@ -8,6 +8,8 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { Octokit } from '@octokit/rest';
 import type { Logger } from '../lib/progress.js';
+import { redactUrls } from '../lib/exec.js';
+import { schemaProblems, z } from '../lib/schema.js';
 
 export interface RemoteRelease {
   id: number;
@@ -53,7 +55,29 @@ export interface GitHubClientOptions {
   retry?: Partial<RetryPolicy>;
   signal?: AbortSignal;
   userAgent?: string;
+  /** The environment variable the token came from, named in a 401's hint. */
+  tokenVariable?: string;
 }
+
+/** What GitHub answers for a release and an asset (the fields used here): anything else is refused before use. */
+const releaseAnswer = z.object({
+  id: z.number().int().nonnegative(),
+  tag_name: z.string().min(1),
+  name: z.string().nullable(),
+  draft: z.boolean(),
+  prerelease: z.boolean(),
+  html_url: z.string(),
+  upload_url: z.string().min(1),
+  created_at: z.string(),
+});
+const assetAnswer = z.object({
+  id: z.number().int().nonnegative(),
+  name: z.string().min(1),
+  size: z.number().int().nonnegative(),
+  state: z.string(),
+  digest: z.string().nullable().optional(),
+  content_type: z.string(),
+});
 
 /** An error from talking to GitHub; its message has the token masked. */
 export class GitHubError extends Error {
@@ -67,9 +91,9 @@ export class GitHubError extends Error {
   }
 }
 
-/** Mask a secret (and its URL-encoded form) everywhere in a text. */
+/** Mask a secret (and its URL-encoded form) everywhere in a text, and the credentials of every URL. */
 export function scrub(text: string, secrets: readonly string[]): string {
-  let out = text;
+  let out = redactUrls(text);
   for (const s of secrets) {
     if (!s || s.length < 4) continue;
     for (const form of new Set([s, encodeURIComponent(s), Buffer.from(s).toString('base64')])) out = out.split(form).join('***');
@@ -204,8 +228,10 @@ export class GitHubClient {
   readonly repo: string;
   private readonly log: Logger;
   private readonly signal?: AbortSignal;
+  private readonly tokenVariable: string;
 
   constructor(opts: GitHubClientOptions) {
+    this.tokenVariable = opts.tokenVariable ?? 'GITHUB_TOKEN';
     this.owner = opts.owner;
     this.repo = opts.repo;
     this.secrets = [opts.token];
@@ -255,22 +281,27 @@ export class GitHubClient {
 
   private fail(operation: string, reason: string, status: number | undefined): GitHubError {
     let hint = '';
-    if (status === 401) hint = ': check GITHUB_TOKEN (bad or expired credentials)';
+    if (status === 401) hint = `: check ${this.tokenVariable} (bad or expired credentials)`;
     else if (status === 403) hint = ': the token lacks permission (it needs contents: write on the repository)';
     else if (status === 404) hint = `: check that ${this.owner}/${this.repo} exists and the token can see it`;
     return new GitHubError(scrub(`GitHub ${operation} failed: ${reason}${hint}`, this.secrets), status, operation);
   }
 
-  private static release(r: {
-    id: number;
-    tag_name: string;
-    name: string | null;
-    draft: boolean;
-    prerelease: boolean;
-    html_url: string;
-    upload_url: string;
-    created_at: string;
-  }): RemoteRelease {
+  /** An answer checked against the shape GitHub gives (a wrong GITHUB_API_URL, a proxy's page): never used unchecked. */
+  private static checked<T extends z.ZodType>(schema: T, data: unknown, operation: string, what: string): z.infer<T> {
+    const r = schemaProblems(schema, data);
+    if (!r.value) {
+      throw new GitHubError(
+        redactUrls(`GitHub ${operation} answered with something that is not ${what} (${r.problems.slice(0, 3).join('; ')}): check that GITHUB_API_URL points at a GitHub REST API`),
+        undefined,
+        operation,
+      );
+    }
+    return r.value;
+  }
+
+  private static release(data: unknown, operation: string): RemoteRelease {
+    const r = GitHubClient.checked(releaseAnswer, data, operation, 'a release');
     return {
       id: r.id,
       tagName: r.tag_name,
@@ -283,9 +314,15 @@ export class GitHubClient {
     };
   }
 
-  private static asset(a: { id: number; name: string; size: number; state: string; digest?: string | null; content_type: string }): RemoteAsset {
+  private static asset(data: unknown, operation: string): RemoteAsset {
+    const a = GitHubClient.checked(assetAnswer, data, operation, 'a release asset');
     const m = /^sha256:([0-9a-f]{64})$/i.exec(a.digest ?? '');
     return { id: a.id, name: a.name, size: a.size, state: a.state, sha256: m ? m[1]!.toLowerCase() : null, contentType: a.content_type };
+  }
+
+  private static list(data: unknown, operation: string): unknown[] {
+    if (!Array.isArray(data)) GitHubClient.checked(z.array(z.unknown()), data, operation, 'a list');
+    return data as unknown[];
   }
 
   /**
@@ -296,7 +333,7 @@ export class GitHubClient {
     const byTag = await this.call(`GET release by tag ${tag}`, async () => {
       try {
         const r = await this.octokit.rest.repos.getReleaseByTag({ owner: this.owner, repo: this.repo, tag });
-        return GitHubClient.release(r.data);
+        return GitHubClient.release(r.data, `GET release by tag ${tag}`);
       } catch (err) {
         if (asHttpFailure(err)?.status === 404) return null;
         throw err;
@@ -309,8 +346,12 @@ export class GitHubClient {
       const data = await this.call(`list releases (page ${page})`, async () =>
         (await this.octokit.rest.repos.listReleases({ owner: this.owner, repo: this.repo, per_page: 100, page })).data,
       );
-      for (const r of data) if (r.tag_name === tag) all.push(GitHubClient.release(r));
-      if (data.length < 100) break;
+      const list = GitHubClient.list(data, `list releases (page ${page})`);
+      for (const r of list) {
+        const rel = GitHubClient.release(r, `list releases (page ${page})`);
+        if (rel.tagName === tag) all.push(rel);
+      }
+      if (list.length < 100) break;
     }
     // Drafts with this tag, oldest first: the one to keep working on. (GitHub allows several
     // drafts per tag, e.g. after another tool retried a create whose response was lost.)
@@ -335,6 +376,7 @@ export class GitHubClient {
               ...(p.targetCommitish ? { target_commitish: p.targetCommitish } : {}),
             })
           ).data,
+          `create release ${p.tag}`,
         ),
       async () => (await this.findReleases(p.tag))[0],
     );
@@ -346,8 +388,9 @@ export class GitHubClient {
       const data = await this.call(`list assets of release ${releaseId} (page ${page})`, async () =>
         (await this.octokit.rest.repos.listReleaseAssets({ owner: this.owner, repo: this.repo, release_id: releaseId, per_page: 100, page })).data,
       );
-      all.push(...data.map((a) => GitHubClient.asset(a)));
-      if (data.length < 100) break;
+      const list = GitHubClient.list(data, `list assets of release ${releaseId} (page ${page})`);
+      all.push(...list.map((a) => GitHubClient.asset(a, `list assets of release ${releaseId}`)));
+      if (list.length < 100) break;
     }
     return all;
   }
@@ -425,7 +468,7 @@ export class GitHubClient {
         data,
         request: { signal: this.signal },
       });
-      const got = GitHubClient.asset(res.data as Parameters<typeof GitHubClient.asset>[0]);
+      const got = GitHubClient.asset(res.data, op);
       if (got.size !== spec.size || (got.sha256 !== null && got.sha256 !== spec.sha256)) {
         this.log.warn(`${op}: GitHub stored ${got.size} bytes with sha256 ${got.sha256 ?? '(none)'}, expected ${spec.size} bytes ${spec.sha256}; deleting it to upload again`);
         await this.deleteAsset(got);
@@ -452,7 +495,7 @@ export class GitHubClient {
   /** Turn a draft into a published release. */
   async publishRelease(releaseId: number): Promise<RemoteRelease> {
     return this.call(`publish release ${releaseId}`, async () =>
-      GitHubClient.release((await this.octokit.rest.repos.updateRelease({ owner: this.owner, repo: this.repo, release_id: releaseId, draft: false })).data),
+      GitHubClient.release((await this.octokit.rest.repos.updateRelease({ owner: this.owner, repo: this.repo, release_id: releaseId, draft: false })).data, `publish release ${releaseId}`),
     );
   }
 }

@@ -9,6 +9,7 @@
 import type { LoadedManifest } from '../manifest.js';
 import type { Logger } from '../lib/progress.js';
 import { isPrerelease } from '../lib/version.js';
+import { redactUrls } from '../lib/exec.js';
 import { AssetError, readAssets, SUMS_NAME, type LocalAsset } from './assets.js';
 import { DEFAULT_RETRY, GitHubClient, GitHubError, scrub, scrubbingLogger, type RemoteAsset, type RemoteRelease, type RetryPolicy } from './github.js';
 
@@ -154,6 +155,10 @@ async function publish(opts: PublishOptions, token: string, log: Logger): Promis
   if (!m) throw new PublishError(`--repo must be owner/name, got ${JSON.stringify(opts.repo)}`);
   const [, owner, repo] = m as unknown as [string, string, string];
   const apiUrl = (opts.env.GITHUB_API_URL || DEFAULT_API_URL).replace(/\/+$/, '');
+  if (redactUrls(apiUrl) !== apiUrl) {
+    // fetch refuses such URLs anyway; the token belongs in the environment, never in a URL that gets printed
+    throw new PublishError(`GITHUB_API_URL ${redactUrls(apiUrl)} holds credentials: give the URL without them and the token in GITHUB_TOKEN`);
+  }
   const tag = releaseTag(manifest);
   const name = releaseName(manifest);
 
@@ -193,7 +198,8 @@ async function publish(opts: PublishOptions, token: string, log: Logger): Promis
     return report;
   }
 
-  const gh = new GitHubClient({ baseUrl: apiUrl, token, owner, repo, log, retry: retryPolicyFromEnv(opts.env), signal: opts.signal });
+  const tokenVariable = opts.env.GITHUB_TOKEN ? 'GITHUB_TOKEN' : 'GH_TOKEN';
+  const gh = new GitHubClient({ baseUrl: apiUrl, token, owner, repo, log, retry: retryPolicyFromEnv(opts.env), signal: opts.signal, tokenVariable });
 
   // 1. The release as it is.
   const found = await gh.findReleases(tag);

@@ -106,7 +106,9 @@ ${KUBELET_INSTALL_ROOT} can be removed once no drop-in points at them.
 
 The release also ships an RKE2 runtime image with this kubelet in /bin
 (\`rke2-runtime-<tag>.linux-<arch>.tar.zst\` for \`/var/lib/rancher/rke2/agent/images/\`, and its
-\`runtime-image:\` drop-in). Use one or the other, not both.
+\`runtime-image:\` drop-in). Use one or the other, not both. Its reference is under the reserved
+\`kubelet-lxc.invalid\` registry host, so RKE2 only ever loads it from that tarball; and it pins the
+whole runtime image, so it must be replaced with every RKE2 upgrade.
 `;
 }
 

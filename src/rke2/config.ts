@@ -1,7 +1,7 @@
 // The RKE2 config drop-ins shipped with the kubelet: kubelet-path (bundle) or runtime-image (image),
 // plus the flags an LXC node needs, each with the reason (docs/fault-sites: neighbouring blockers
 // that existing flags already handle, so they are recommended, not patched).
-import { DROPIN_INSTALL_PATH, RUNTIME_IMAGE_DROPIN_PATH } from './names.js';
+import { DROPIN_INSTALL_PATH, RUNTIME_IMAGE_DROPIN_PATH, resolvesNowhere } from './names.js';
 
 export interface LxcArg {
   /** `key=value` as RKE2 passes it to the component. */
@@ -32,11 +32,12 @@ export const LXC_KUBELET_ARGS: LxcArg[] = [
     active: false,
   },
   {
-    arg: 'feature-gates=KubeletInUserNamespace=true',
+    arg: 'feature-gates+=KubeletInUserNamespace=true',
     why: [
       'Only in an unprivileged container (a user namespace): tolerate the sysctl writes and the',
       '/dev/kmsg access such a container is denied. Alpha gate, off by default before Kubernetes',
       '1.37, and inert outside a user namespace. Not needed in the privileged setup below.',
+      '"+=" adds the gate to the --feature-gates RKE2 sets itself instead of replacing them.',
     ],
     active: false,
   },
@@ -63,6 +64,9 @@ function lxcBlock(): string[] {
   return [
     '# Flags an LXC node needs. The "+" appends to the same key in config.yaml and other drop-ins',
     '# instead of replacing it; RKE2 merges these args key by key after its own defaults.',
+    '# WARNING: a drop-in read after this one (a later name in config.yaml.d/) that sets a plain',
+    '# "kubelet-arg:" or "kube-proxy-arg:" (no "+") replaces these lists, and the LXC flags are gone:',
+    '# use "kubelet-arg+:" and "kube-proxy-arg+:" there too.',
     ...argBlock('kubelet-arg+', LXC_KUBELET_ARGS),
     '',
     ...argBlock('kube-proxy-arg+', LXC_KUBE_PROXY_ARGS),
@@ -111,6 +115,24 @@ export function renderRuntimeImageDropIn(o: { targetRef: string; rke2Version: st
     '# The image is FROM the release\'s rancher/rke2-runtime with only /bin/kubelet replaced. Do not also',
     "# set kubelet-path: it would run another kubelet than the image's. A rebuilt image gets a new -lxcN",
     '# tag, because RKE2 never extracts the same reference twice.',
+    '#',
+    '# UPGRADES: this drop-in pins the whole runtime image. After an RKE2 upgrade the node still runs',
+    "# this image's kubelet, containerd and runc, of the old release, next to the new release's",
+    '# control plane. With every RKE2 upgrade install the matching kubelet-lxc runtime image and',
+    "# drop-in, or remove this file before upgrading (the node then runs the new release's stock",
+    '# kubelet, which does not start in an LXC container).',
+    '#',
+    ...(resolvesNowhere(o.targetRef)
+      ? [
+          `# The registry host ${o.targetRef.split('/')[0]} is reserved (.invalid, RFC 6761) and never resolves:`,
+          '# RKE2 can only take this image from the tarball in agent/images/. If the tarball is missing the',
+          '# agent fails to start instead of pulling an image of this name from a registry. (A registries.yaml',
+          "# mirror for \"*\" would be asked for it: that is your own registry.)",
+        ]
+      : [
+          `# WARNING: if the tarball is missing from agent/images/, RKE2 pulls ${o.targetRef} from its registry:`,
+          '# whoever controls that name then supplies the kubelet, containerd and runc of this node.',
+        ]),
     `runtime-image: ${o.targetRef}`,
     '',
     ...lxcBlock(),

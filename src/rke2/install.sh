@@ -6,6 +6,9 @@
 #   sh install.sh [--root DIR] --rollback       restore what the last install replaced
 #
 # Needs: tar, gzip, dd, sha256sum, cmp, mktemp and the usual file tools (coreutils or busybox).
+# Targets are confined to /usr/local/lib/kubelet-lxc/ and /etc/rancher/rke2/config.yaml.d/, nothing
+# is written through a symlink leading out of --root, and one install or rollback runs at a time
+# per root (the lock var/lib/kubelet-lxc/install.lock, shared with `kubelet-lxc install`).
 set -eu
 
 PROG='kubelet-lxc install'
@@ -14,6 +17,13 @@ ROLLBACK=0
 BUNDLE=
 STAGING=
 STATE_REL=/var/lib/kubelet-lxc/rollback
+LOCK_REL=/var/lib/kubelet-lxc/install.lock
+KUBELET_ROOT=/usr/local/lib/kubelet-lxc
+DROPIN_DIR=/etc/rancher/rke2/config.yaml.d
+LOCKED=0
+# folders made for the lock, and folders a rollback leaves to remove once the lock is gone
+LOCK_DIRS=
+DEFER_DIRS=
 
 say() { printf '%s: %s\n' "$PROG" "$*"; }
 die() { printf '%s: error: %s\n' "$PROG" "$*" >&2; exit 1; }
@@ -29,6 +39,14 @@ USAGE
 
 cleanup() {
 	if [ -n "$STAGING" ]; then rm -rf "$STAGING"; fi
+	if [ "$LOCKED" = 1 ]; then
+		# only our own lock: a stale-lock takeover by another run must not be undone
+		if [ "$(sed -n 's/^pid=//p' "$LOCK" 2>/dev/null)" = "$$" ]; then rm -f "$LOCK"; fi
+		printf '%s\n' "$DEFER_DIRS" "$LOCK_DIRS" | awk -F/ 'NF > 1 { print NF " " $0 }' | sort -rn | cut -d' ' -f2- |
+			while read -r d; do
+				rmdir "$R$d" 2>/dev/null || true
+			done
+	fi
 }
 trap cleanup EXIT
 trap 'exit 130' INT
@@ -55,13 +73,15 @@ fi
 R=${ROOT%/}
 while [ "${R%/}" != "$R" ]; do R=${R%/}; done
 STATE=$R$STATE_REL
+LOCK=$R$LOCK_REL
+REAL_ROOT=$(cd -P "$ROOT" && pwd -P)
 
 need() {
 	for c in "$@"; do
 		command -v "$c" >/dev/null 2>&1 || die "$c is needed (install it, e.g. apt-get install coreutils tar diffutils)"
 	done
 }
-need tar gzip dd tr wc sha256sum cmp mktemp cp mv rm mkdir rmdir chmod sed awk sort cut dirname
+need tar gzip dd tr wc sha256sum cmp mktemp cp mv rm mkdir rmdir chmod sed awk sort cut dirname cat readlink ln date
 
 sha256_of() {
 	sha256sum "$1" | sed 's/[[:space:]].*//'
@@ -81,6 +101,49 @@ safe_abs_path() {
 		*[!A-Za-z0-9._+/-]*|*/../*|*/..|*/./*|*//*) return 1 ;;
 	esac
 	return 0
+}
+
+# Refuse a node folder whose deepest existing part resolves outside the root (a symlink inside
+# --root pointing out of it): nothing is written through it.
+assert_inside_root() {
+	_d=$1
+	while [ "$_d" != / ] && [ ! -e "$R$_d" ] && [ ! -L "$R$_d" ]; do _d=$(dirname "$_d"); done
+	_real=$(cd -P "$R$_d" 2>/dev/null && pwd -P) || _real=
+	[ "$REAL_ROOT" = / ] && [ -n "$_real" ] && return 0
+	case $_real in
+		"$REAL_ROOT" | "$REAL_ROOT"/*) ;;
+		*) die "$1 leads out of --root $ROOT through a symbolic link ($_d -> ${_real:-a dangling link}): refusing to write there" ;;
+	esac
+}
+
+# The lock: key=value lines written with O_EXCL (set -C); a lock whose process is gone (same
+# host, no /proc/<pid>) is taken over, saying so.
+take_lock() {
+	assert_inside_root "$(dirname "$LOCK_REL")"
+	LOCK_DIRS=$(missing_dirs "$(dirname "$LOCK_REL")")
+	mkdir -p "$(dirname "$LOCK")"
+	_host=$(cat /proc/sys/kernel/hostname 2>/dev/null || uname -n)
+	_tries=0
+	while [ "$_tries" -lt 3 ]; do
+		_tries=$((_tries + 1))
+		if (set -C && printf 'pid=%s\nhost=%s\nsince=%s\ncommand=%s\n' "$$" "$_host" "$(date -u +%Y-%m-%dT%H:%M:%SZ)" "$1" >"$LOCK") 2>/dev/null; then
+			LOCKED=1
+			return 0
+		fi
+		[ -e "$LOCK" ] || continue
+		_pid=$(sed -n 's/^pid=//p' "$LOCK" | sed -n 1p)
+		_h=$(sed -n 's/^host=//p' "$LOCK" | sed -n 1p)
+		case $_pid in
+			''|*[!0-9]*) die "--root $ROOT is locked by $LOCK, which cannot be read as a lock: if no other install runs, remove it" ;;
+		esac
+		if [ "$_h" = "$_host" ] && [ ! -d "/proc/$_pid" ]; then
+			say "removing a stale lock of pid $_pid on $_h (the process is gone): $LOCK"
+			rm -f "$LOCK"
+			continue
+		fi
+		die "--root $ROOT is in use by pid $_pid on $_h since $(sed -n 's/^since=//p' "$LOCK" | sed -n 1p) ($(sed -n 's/^command=//p' "$LOCK" | sed -n 1p)): another install or rollback runs there: wait for it to finish"
+	done
+	die "cannot take the lock $LOCK: it keeps changing hands"
 }
 
 # Copy SRC to DEST through a temp file in DEST's folder and a rename: readers see the old file or
@@ -161,7 +224,17 @@ rollback() {
 	while read -r key how path; do
 		[ -n "$key" ] || continue
 		safe_abs_path "$path" || die "bad path in $STATE/entries: $path"
+		[ "$how" = dir ] || assert_inside_root "$(dirname "$path")"
 		case $how in
+			link)
+				[ -f "$STATE/files/$key" ] || die "backup $STATE/files/$key is missing"
+				_target=$(cat "$STATE/files/$key")
+				_tmp="$R$path.kubelet-lxc-tmp.$$"
+				rm -f "$_tmp"
+				ln -s "$_target" "$_tmp"
+				mv -f "$_tmp" "$R$path"
+				say "restored $path (a symbolic link to $_target)"
+				;;
 			present)
 				[ -f "$STATE/files/$key" ] || die "backup $STATE/files/$key is missing"
 				atomic_restore "$STATE/files/$key" "$R$path"
@@ -178,11 +251,13 @@ rollback() {
 $entries
 ENTRIES
 	rm -rf "$STATE"
-	# Remove the folders the install created (if empty), deepest first.
+	# Remove the folders the install created (if empty), deepest first; the lock's own folder
+	# goes once the lock is released.
 	printf '%s\n' "$entries" | sed -n 's/^dir dir //p' | awk -F/ '{ print NF " " $0 }' | sort -rn | cut -d' ' -f2- |
 		while read -r d; do
 			rmdir "$R$d" 2>/dev/null || true
 		done
+	DEFER_DIRS=$(printf '%s\n' "$entries" | sed -n 's/^dir dir //p')
 	kubelet_was=$(printf '%s\n' "$entries" | sed -n 's/^kubelet present //p')
 	if [ -n "$kubelet_was" ]; then check_kubelet "$R$kubelet_was" "" || say "warning: the restored kubelet does not run"; fi
 	say "rolled back"
@@ -244,6 +319,15 @@ do_install() {
 	case $dropin_name in
 		''|*[!A-Za-z0-9._-]*) die "$BUNDLE: bad dropin_file '$dropin_name' in INSTALL" ;;
 	esac
+	case $kubelet_path in
+		"$KUBELET_ROOT"/?*) ;;
+		*) die "$BUNDLE: kubelet_path '$kubelet_path' in INSTALL is not under $KUBELET_ROOT/ (where kubelet-lxc installs): refusing it" ;;
+	esac
+	case $dropin_path in
+		"$DROPIN_DIR"/*/*) die "$BUNDLE: dropin_path '$dropin_path' in INSTALL is not a .yaml file in $DROPIN_DIR/ (where RKE2 reads drop-ins): refusing it" ;;
+		"$DROPIN_DIR"/?*.yaml) ;;
+		*) die "$BUNDLE: dropin_path '$dropin_path' in INSTALL is not a .yaml file in $DROPIN_DIR/ (where RKE2 reads drop-ins): refusing it" ;;
+	esac
 
 	# Every file the bundle ships is listed in SHA256SUMS, with the digest it must have.
 	[ -f "$src/SHA256SUMS" ] || die "$BUNDLE: no SHA256SUMS inside"
@@ -261,20 +345,25 @@ do_install() {
 
 	K=$R$kubelet_path
 	D=$R$dropin_path
-	if [ -f "$K" ] && [ -f "$D" ] && cmp -s "$src/kubelet" "$K" && cmp -s "$src/$dropin_name" "$D"; then
+	if [ ! -L "$K" ] && [ ! -L "$D" ] && [ -f "$K" ] && [ -f "$D" ] && cmp -s "$src/kubelet" "$K" && cmp -s "$src/$dropin_name" "$D"; then
 		say "kubelet-lxc $version is already installed; nothing changed"
 		return 0
 	fi
 
+	for d in "$(dirname "$kubelet_path")" "$(dirname "$dropin_path")" "$(dirname "$STATE_REL")"; do assert_inside_root "$d"; done
 	# Record what is replaced, in a new state folder swapped in whole.
-	created=$(missing_dirs "$(dirname "$kubelet_path")"; missing_dirs "$(dirname "$dropin_path")"; missing_dirs "$(dirname "$STATE_REL")")
+	created=$(printf '%s\n' "$LOCK_DIRS"; missing_dirs "$(dirname "$kubelet_path")"; missing_dirs "$(dirname "$dropin_path")"; missing_dirs "$(dirname "$STATE_REL")")
 	new_state=$STATE.new.$$
 	rm -rf "$new_state"
 	mkdir -p "$new_state/files"
 	: >"$new_state/entries"
 	for key in dropin kubelet; do
 		if [ "$key" = kubelet ]; then p=$kubelet_path; else p=$dropin_path; fi
-		if [ -e "$R$p" ]; then
+		if [ -L "$R$p" ]; then
+			# the link itself is what was there: its target goes in the backup, restored as a link
+			printf '%s' "$(readlink "$R$p")" >"$new_state/files/$key"
+			echo "$key link $p" >>"$new_state/entries"
+		elif [ -e "$R$p" ]; then
 			[ -f "$R$p" ] || die "$p exists and is not a regular file: refusing to replace it"
 			cp -p "$R$p" "$new_state/files/$key"
 			echo "$key present $p" >>"$new_state/entries"
@@ -306,7 +395,10 @@ do_install() {
 
 if [ "$ROLLBACK" = 1 ]; then
 	[ -z "$BUNDLE" ] || die '--rollback takes no bundle'
+	take_lock 'sh install.sh --rollback'
 	rollback
 else
+	[ -n "$BUNDLE" ] || { usage >&2; die 'no bundle given'; }
+	take_lock "sh install.sh $BUNDLE"
 	do_install
 fi

@@ -17,6 +17,8 @@ export const KUBELET_INSTALL_ROOT = '/usr/local/lib/kubelet-lxc';
 export const DROPIN_INSTALL_PATH = '/etc/rancher/rke2/config.yaml.d/90-kubelet-lxc.yaml';
 /** What the last install replaced, for --rollback (one level). */
 export const ROLLBACK_STATE_DIR = '/var/lib/kubelet-lxc/rollback';
+/** One install or rollback at a time per root: the lock both installers take (key=value lines). */
+export const INSTALL_LOCK_PATH = '/var/lib/kubelet-lxc/install.lock';
 
 /** The drop-in as shipped beside the bundle (and inside it). */
 export const KUBELET_DROPIN_NAME = 'rke2-kubelet-lxc.yaml';
@@ -24,6 +26,21 @@ export const KUBELET_DROPIN_NAME = 'rke2-kubelet-lxc.yaml';
 export const RUNTIME_IMAGE_SNIPPET_NAME = 'rke2-runtime-image-lxc.yaml';
 /** Where the operator puts that snippet. */
 export const RUNTIME_IMAGE_DROPIN_PATH = '/etc/rancher/rke2/config.yaml.d/90-kubelet-lxc-runtime-image.yaml';
+
+/**
+ * The repository of the runtime image reference. Its registry host is under .invalid, which is
+ * reserved (RFC 2606, RFC 6761) and never resolves: RKE2 can only take the image from the tarball
+ * in agent/images/. Without the tarball the agent fails to start (fail closed); a reference
+ * without a registry host (kubelet-lxc/rke2-runtime) would be pulled from Docker Hub, and whoever
+ * owns that namespace would supply the node's kubelet, containerd and runc.
+ */
+export const RUNTIME_IMAGE_REPO = 'kubelet-lxc.invalid/rke2-runtime';
+
+/** Whether a reference can only come from a tarball: its registry host is under .invalid. */
+export function resolvesNowhere(ref: string): boolean {
+  const first = ref.split('/')[0]!;
+  return ref.includes('/') && /[.:]/.test(first) && /\.invalid(:\d+)?$/i.test(first);
+}
 
 /** Image label set on every image whose base was a generated stand-in, never the real rke2-runtime. */
 export const STAND_IN_LABEL = 'io.kubelet-lxc.stand-in';

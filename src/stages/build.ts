@@ -3,12 +3,12 @@
 import path from 'node:path';
 import os from 'node:os';
 import { chown, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { exists, fileHash, readJson } from '../lib/fsutil.js';
+import { exists, fileHash, hashFiles, readJson } from '../lib/fsutil.js';
 import { run } from '../lib/exec.js';
 import { parseVersion } from '../lib/version.js';
 import { isClean } from '../lib/git.js';
-import { BUILDER_UID, builderRunArgs, ensureBuilderImage, hostGoEnv, hostGoroot, resolveEngine } from '../lib/engine.js';
-import { archOf, type Platform } from '../manifest.js';
+import { BUILDER_UID, builderContextFiles, builderRunArgs, ensureBuilderImage, hostGoEnv, hostGoroot, resolveEngine, verifyGoRelease } from '../lib/engine.js';
+import { PROJECT_ROOT, archOf, type Platform } from '../manifest.js';
 import { StageError, type BuiltBinary, type EngineName, type Stage, type StageContext, type StageOutputs, type Variant } from './types.js';
 
 export interface VersionStamp {
@@ -73,9 +73,15 @@ function jobs(ctx: StageContext, prev: StageOutputs): Job[] {
 export const buildStage: Stage<'build'> = {
   name: 'build',
   description: 'compile kubelet in the builder container',
-  revision: 2,
+  // the builder image's own files too: a changed Dockerfile.build makes a new image, new binaries
+  sources: () => ['src/stages/build.ts', 'src/lib/engine.ts'].map((f) => path.join(PROJECT_ROOT, f)),
+  async verify(ctx) {
+    const engine = ctx.opts.engine === 'host' ? 'host' : await resolveEngine(ctx.opts.engine, ctx.log);
+    await verifyGoRelease(engine, ctx.manifest.data.go.version, ctx.manifest.file, ctx.log);
+  },
   async inputs(ctx, prev) {
     return {
+      builder: await hashFiles((await builderContextFiles()).map((f) => path.join(PROJECT_ROOT, f)), PROJECT_ROOT),
       go: ctx.manifest.data.go.version,
       engine: ctx.opts.engine,
       target: ctx.manifest.data.target,
@@ -180,7 +186,7 @@ export async function goInBuilder(ctx: StageContext, job: GoInBuilderJob): Promi
       await run('go', args, { cwd: job.tree, env: hostGoEnv(job.goVersion, job.env), signal: ctx.signal, onLine });
     } else {
       if ((process.getuid?.() ?? 0) === 0) await chown(tmpDir, BUILDER_UID, BUILDER_UID);
-      const args = builderRunArgs({ image: job.image, tree: job.tree, name, mounts: [`type=bind,src=${tmpDir},dst=${OUT}`], env: job.env, goArgs: job.goArgs });
+      const args = builderRunArgs({ engine: job.engine, image: job.image, tree: job.tree, name, mounts: [`type=bind,src=${tmpDir},dst=${OUT}`], env: job.env, goArgs: job.goArgs });
       await run(job.engine, args, { signal: ctx.signal, onLine });
     }
     for (const [file, target] of Object.entries(job.outputs)) {

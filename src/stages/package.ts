@@ -4,11 +4,11 @@ import path from 'node:path';
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { buildDirAtomic, exists, fileHash, writeFileAtomic } from '../lib/fsutil.js';
 import { writeDeterministicTar } from '../lib/tarball.js';
-import { archOf } from '../manifest.js';
-import { run } from '../lib/exec.js';
+import { PROJECT_ROOT, archOf } from '../manifest.js';
+import { hasCommand, run } from '../lib/exec.js';
 import { makeSpdxSbom, moduleHashesFromGoSum } from '../sbom.js';
-import { buildKubeletPathBundle, buildRuntimeImage, runtimeImageTag } from '../rke2/index.js';
-import type { PackagedFile, Stage, StageContext, StageOutputs } from './types.js';
+import { buildKubeletPathBundle, buildRuntimeImage, parseImageRef, resolvesNowhere, runtimeImageTag, RUNTIME_IMAGE_REPO } from '../rke2/index.js';
+import { StageError, type PackagedFile, type Stage, type StageContext, type StageOutputs } from './types.js';
 
 async function describe(dir: string, name: string, kind: string, platform?: PackagedFile['platform']): Promise<PackagedFile> {
   const p = path.join(dir, name);
@@ -18,7 +18,32 @@ async function describe(dir: string, name: string, kind: string, platform?: Pack
 export const packageStage: Stage<'package'> = {
   name: 'package',
   description: 'package tarballs, SBOMs, RKE2 bundles and runtime images, checksums',
-  revision: 2,
+  // src/rke2 holds install.sh and the drop-in and README templates
+  sources: () => ['src/stages/package.ts', 'src/rke2', 'src/sbom.ts', 'src/lib/tarball.ts'].map((f) => path.join(PROJECT_ROOT, f)),
+  async verify(ctx) {
+    const { baseImageArchive, runtimeImageRepo, runtimeImageRevision } = ctx.opts.packaging;
+    if (baseImageArchive) {
+      for (const p of ctx.opts.platforms) {
+        const f = baseImageArchive.replaceAll('{arch}', archOf(p));
+        if (!(await exists(f))) {
+          throw new StageError(
+            `--base-image-archive ${f} does not exist (the docker-archive of ${ctx.manifest.data.rke2.runtimeImage} for ${p}; {arch} in the path stands for the architecture)`,
+            'package',
+            { hint: `save it first: skopeo copy --override-arch ${archOf(p)} docker://${ctx.manifest.data.rke2.runtimeImage} docker-archive:${f}:${ctx.manifest.data.rke2.runtimeImage}` },
+          );
+        }
+      }
+    }
+    try {
+      parseImageRef(`${runtimeImageRepo}:${runtimeImageTag(ctx.manifest.data.rke2.version, runtimeImageRevision)}`);
+    } catch (err) {
+      throw new StageError(`--runtime-image-repo ${runtimeImageRepo}: ${(err as Error).message}`, 'package');
+    }
+    if (!resolvesNowhere(`${runtimeImageRepo}:x`)) {
+      ctx.log.warn(`--runtime-image-repo ${runtimeImageRepo} can be pulled: a node without the image tarball in agent/images/ then pulls it from that registry (the default ${RUNTIME_IMAGE_REPO} cannot resolve)`);
+    }
+    if (!(await hasCommand('zstd'))) throw new StageError('zstd is not installed (the runtime image\'s .tar.zst for RKE2): apt-get install -y zstd', 'package', { hint: 'apt-get install -y zstd' });
+  },
   async inputs(ctx, prev) {
     const base = ctx.opts.packaging.baseImageArchive;
     return {

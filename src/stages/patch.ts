@@ -4,6 +4,7 @@ import path from 'node:path';
 import { readFile, rm } from 'node:fs/promises';
 import { buildDirAtomic, exists, fileHash, writeFileAtomic } from '../lib/fsutil.js';
 import { git, headCommit, isClean } from '../lib/git.js';
+import { PROJECT_ROOT } from '../manifest.js';
 import { StageError, type PatchOutput, type Stage, type StageContext } from './types.js';
 
 export interface SeriesEntry {
@@ -36,7 +37,10 @@ export async function readSeries(dir: string): Promise<SeriesEntry[]> {
 export const patchStage: Stage<'patch'> = {
   name: 'patch',
   description: 'apply the LXC patch series with git am',
-  revision: 1,
+  sources: () => ['src/stages/patch.ts', 'src/lib/git.ts'].map((f) => path.join(PROJECT_ROOT, f)),
+  async verify(ctx) {
+    await readSeries(ctx.manifest.patchesDir);
+  },
   async inputs(ctx, prev) {
     const series = await readSeries(ctx.manifest.patchesDir);
     return {

@@ -5,7 +5,7 @@ import path from 'node:path';
 import { readElf } from '../lib/elf.js';
 import { hasCommand, run } from '../lib/exec.js';
 import { writeFileAtomic } from '../lib/fsutil.js';
-import { archOf } from '../manifest.js';
+import { PROJECT_ROOT, archOf } from '../manifest.js';
 import { GO_BUILD_TAGS } from './build.js';
 import { formatMatrix, runPatchTests } from '../patchtests.js';
 import { CONFORMANCE_JUNIT, CONFORMANCE_TABLE, labVerdict, runLab, type LabL2Inputs, type LabLevel } from '../lab/index.js';
@@ -53,7 +53,10 @@ export async function binaryChecks(b: BuiltBinary): Promise<SmokeCheck[]> {
 export const smokeStage: Stage<'smoke'> = {
   name: 'smoke',
   description: 'smoke-test the binaries (L0; patch tests and the L1 lab when asked)',
-  revision: 2,
+  sources: (ctx) => [
+    ...['src/stages/smoke.ts', 'src/patchtests.ts', 'src/lab', 'lab'].map((f) => path.join(PROJECT_ROOT, f)),
+    path.join(ctx.manifest.patchesDir, 'site-tests.json'),
+  ],
   async inputs(ctx, prev) {
     return { binaries: prev.build?.binaries.map((b) => b.sha256), smoke: ctx.opts.smoke, patched: prev.patch?.commit, stock: prev.source?.treeCommit };
   },

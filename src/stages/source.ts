@@ -5,7 +5,7 @@ import { buildDirAtomic, exists, hashJson, readJson, writeFileAtomic } from '../
 import { git, headCommit } from '../lib/git.js';
 import { goEnv, goModDownload, hashGoMod, hashModuleDir, type DownloadedModule } from '../lib/gomod.js';
 import { redactUrls, run } from '../lib/exec.js';
-import type { ModulePin } from '../manifest.js';
+import { PROJECT_ROOT, type ModulePin } from '../manifest.js';
 import { StageError, type SourceOutput, type Stage, type StageContext } from './types.js';
 
 function epochOf(iso: string): number {
@@ -15,7 +15,15 @@ function epochOf(iso: string): number {
 export const sourceStage: Stage<'source'> = {
   name: 'source',
   description: 'fetch and verify the pinned Kubernetes tree',
-  revision: 1,
+  sources: () => ['src/stages/source.ts', 'src/lib/gomod.ts', 'src/lib/git.ts'].map((f) => path.join(PROJECT_ROOT, f)),
+  async verify(ctx) {
+    await requireGit();
+    if (ctx.opts.sourceKind === 'git') requireVerifiedCommit(ctx);
+    else {
+      pinnedModules(ctx);
+      await requireHostGo(ctx.manifest.data.go.version);
+    }
+  },
   async inputs(ctx) {
     const m = ctx.manifest.data;
     return ctx.opts.sourceKind === 'git'
@@ -30,12 +38,17 @@ export const sourceStage: Stage<'source'> = {
   },
 };
 
-async function fetchGit(ctx: StageContext): Promise<SourceOutput> {
-  const m = ctx.manifest.data;
-  const tag = m.kubernetes.version;
-  const url = ctx.opts.sourceUrl ?? m.source.git.url;
-  const shownUrl = redactUrls(url);
-  const want = m.kubernetes.commit;
+/** git runs in every stage up to build (clone, am, the goproxy tree's commit): say how to get it. */
+export async function requireGit(): Promise<void> {
+  const r = await run('git', ['--version'], { reject: false }).catch(() => undefined);
+  if (!r || r.exitCode !== 0) {
+    throw new StageError('git is not installed (the source, patch and build stages run it): apt-get install -y git', 'source', { hint: 'apt-get install -y git' });
+  }
+}
+
+function requireVerifiedCommit(ctx: StageContext): string {
+  const tag = ctx.manifest.data.kubernetes.version;
+  const want = ctx.manifest.data.kubernetes.commit;
   if (!want) {
     throw new StageError(
       `${ctx.manifest.file} has no verified commit SHA for ${tag} (it was pinned without access to GitHub), so the git source refuses it. ` +
@@ -43,6 +56,15 @@ async function fetchGit(ctx: StageContext): Promise<SourceOutput> {
       'source',
     );
   }
+  return want;
+}
+
+async function fetchGit(ctx: StageContext): Promise<SourceOutput> {
+  const m = ctx.manifest.data;
+  const tag = m.kubernetes.version;
+  const url = ctx.opts.sourceUrl ?? m.source.git.url;
+  const shownUrl = redactUrls(url);
+  const want = requireVerifiedCommit(ctx);
   const tree = path.join(ctx.paths.cache, 'source', 'git', want);
   const base = { kind: 'git' as const, origin: shownUrl, tree, treeCommit: want, upstreamCommit: want, sourceDateEpoch: epochOf(m.kubernetes.commitTime) };
   if ((await exists(path.join(tree, '.git'))) && (await headCommit(tree).catch(() => '')) === want) {

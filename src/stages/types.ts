@@ -151,21 +151,29 @@ export type StageName = (typeof STAGE_NAMES)[number];
 export interface Stage<N extends StageName> {
   name: N;
   description: string;
-  /** Bump when the stage's own logic changes what it produces: invalidates recorded outputs. */
-  revision: number;
-  /** Everything that decides the output, JSON-serialisable; hashed to decide whether to rerun. */
+  /**
+   * The files that feed the stage (its own code, scripts, templates, data; folders whole),
+   * hashed by content into its inputs: editing any of them reruns the stage.
+   */
+  sources(ctx: StageContext): string[];
+  /** Everything else that decides the output, JSON-serialisable; hashed to decide whether to rerun. */
   inputs(ctx: StageContext, prev: StageOutputs): Promise<unknown>;
+  /**
+   * Checks of the options and the machine that need no earlier stage's output, run for every
+   * selected stage before any stage does work (dry runs too): bad input fails at once.
+   */
+  verify?(ctx: StageContext): Promise<void>;
   run(ctx: StageContext, prev: StageOutputs): Promise<NonNullable<StageOutputs[N]>>;
   /** Whether a recorded output is still intact on disk. */
   intact(ctx: StageContext, out: NonNullable<StageOutputs[N]>): Promise<boolean>;
 }
 
-/** A failure the user can act on: the message names the thing and the fix. */
+/** A failure the user can act on: the message names the thing and the fix (details.hint: the fix alone, for --json). */
 export class StageError extends Error {
   constructor(
     message: string,
     readonly stage: StageName | 'cli',
-    readonly details?: Record<string, unknown>,
+    readonly details?: Record<string, unknown> & { hint?: string },
   ) {
     super(message);
   }

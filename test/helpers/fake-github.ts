@@ -43,6 +43,8 @@ export interface Fault {
   kind:
     | { type: 'status'; status: number }
     | { type: 'rate-limit'; status: 403 | 429; retryAfter: number }
+    /** Answer with this JSON body and status instead of doing the work (a malformed answer). */
+    | { type: 'body'; status: number; body: unknown }
     /** Uploads: accept this many bytes, then destroy the socket (a starter asset stays). */
     | { type: 'cut'; afterBytes: number }
     /** Uploads and release creation: do it, then destroy the socket instead of answering. */
@@ -241,6 +243,10 @@ export async function startFakeGitHub(options: FakeGitHubOptions): Promise<FakeG
     const assetName = uploadMatch ? (url.searchParams.get('name') ?? undefined) : undefined;
     log.assetName = assetName;
     const fault = takeFault(method, p, assetName);
+    if (fault?.kind.type === 'body') {
+      await readBody(req).catch(() => undefined);
+      return send(res, fault.kind.status, fault.kind.body);
+    }
     if (fault && (fault.kind.type === 'status' || fault.kind.type === 'rate-limit')) {
       await readBody(req).catch(() => undefined);
       if (fault.kind.type === 'status') {
