@@ -208,3 +208,22 @@ describe('JUnit for releases', () => {
     expect(parseJunit('<testsuites><testsuite><testcase name="[It] a &#34;b&#34;" status="passed" time="1"></testcase></testsuite></testsuites>')[0]!.name).toBe('a "b"');
   });
 });
+
+describe('e2e progress', () => {
+  it('names each spec as it ends, from one process and from parallel processes', async () => {
+    const { SpecProgress } = await import('../src/lab/l2/driver.js');
+    const seen: unknown[] = [];
+    const p = new SpecProgress((e) => seen.push(e));
+    const one = ['------------------------------', '[sig-node] Pods should get a host IP [NodeConformance] [Conformance]', 'k8s.io/kubernetes/test/e2e/common/node/pods.go:205', '  STEP: Creating a kubernetes client', '• [52.030 seconds]'];
+    const failed = ['------------------------------', '[sig-node] Pod InPlace Resize x [Conformance]', '  [FAILED] in [BeforeEach] - framework.go:372', '• [FAILED] [132.656 seconds]'];
+    const parallel = ['------------------------------', '• [39.756 seconds]', '[sig-storage] ConfigMap should be consumable from pods in volume [NodeConformance] [Conformance]', 'k8s.io/kubernetes/test/e2e/common/storage/configmap_volume.go:47'];
+    for (const l of [...one, ...failed, ...parallel, '------------------------------', '• [1.000 seconds]']) p.line(l);
+    p.flush();
+    expect(seen).toEqual([
+      { result: 'passed', seconds: 52.03, name: '[sig-node] Pods should get a host IP [NodeConformance] [Conformance]' },
+      { result: 'failed', seconds: 132.656, name: '[sig-node] Pod InPlace Resize x [Conformance]' },
+      { result: 'passed', seconds: 39.756, name: '[sig-storage] ConfigMap should be consumable from pods in volume [NodeConformance] [Conformance]' },
+      { result: 'passed', seconds: 1 },
+    ]);
+  });
+});

@@ -293,8 +293,9 @@ export async function driveL2Run(o: DriveL2Options, busyboxImage: string): Promi
   } finally {
     await readKubeletRecord(o.ctlDir, res);
     res.passed = res.ready && res.checks.every((c) => c.ok) && (!res.conformance || (res.conformance.results.length > 0 && res.conformance.results.every((r) => r.result === 'passed')));
-    // the container winds down when it sees this
-    await writeFile(path.join(o.ctlDir, 'host-done'), `${new Date().toISOString()} ${res.passed ? 'passed' : 'failed'}\n`).catch(() => undefined);
+    // the container winds down when it sees this; a run whose guest is gone has no container
+    // (and a new boot may be doing the run again in the same folder)
+    if (!ended) await writeFile(path.join(o.ctlDir, 'host-done'), `${new Date().toISOString()} ${res.passed ? 'passed' : 'failed'}\n`).catch(() => undefined);
   }
 }
 
@@ -343,27 +344,17 @@ async function runConformance(o: DriveL2Options, since: () => number): Promise<N
   const child = spawnChild(cmd, args, { buffer: false, timeoutMs: (budget + 120) * 1000, forceKillAfterDelayMs: 10_000 });
   const onAbort = () => child.kill('SIGTERM');
   o.signal?.addEventListener('abort', onAbort, { once: true });
+  // the guest went away under the run: nothing left to test
+  void o.runEnded.then(onAbort);
   let buf = '';
-  let afterSeparator = false;
-  let spec = '';
+  const progress = new SpecProgress((e) => o.log(`lab L2: ${o.id}: e2e ${e.result} (${Math.round(e.seconds)} s) ${e.name ?? '(spec name not printed)'}`));
   const onData = (chunk: Buffer) => {
     buf += chunk.toString('utf8');
     const parts = buf.split('\n');
     buf = parts.pop() ?? '';
     for (const l of parts) {
       lines.push(l);
-      const t = l.trim();
-      // verbose ginkgo: a separator line, the spec's text, its steps, then "•" (passed) or [FAILED] ...
-      if (t.startsWith('------------------------------')) {
-        afterSeparator = true;
-        continue;
-      }
-      if (afterSeparator && t) {
-        afterSeparator = false;
-        if (t.startsWith('[sig-')) spec = t;
-      }
-      const done = /^(•|\[(FAILED|PANICKED|TIMEDOUT|INTERRUPTED)\])\s*\[?([\d.]+) seconds\]?/.exec(t);
-      if (done) o.log(`lab L2: ${o.id}: e2e ${done[1] === '•' ? 'passed' : done[1]} (${Math.round(Number(done[3]))} s) ${spec || t.slice(0, 160)}`);
+      progress.line(l);
     }
   };
   child.stdout?.on('data', onData);
@@ -385,4 +376,54 @@ async function runConformance(o: DriveL2Options, since: () => number): Promise<N
     for (const l of lines.filter((x) => x.trim()).slice(-25)) o.log(`lab L2:   | ${l.slice(0, 300)}`);
   }
   return { tier: c.tier, results, seconds: Math.round((Date.now() - t0) / 100) / 10, junit: junitFile ? path.join(reportDir, junitFile) : null, exitCode: r.exitCode ?? null };
+}
+
+export interface SpecDone {
+  result: string;
+  seconds: number;
+  name?: string;
+}
+
+/**
+ * Each spec's end, from verbose ginkgo output as it streams. One process prints a separator, the
+ * spec's text, its steps, then "•" (passed) or "[FAILED]"; parallel processes print the
+ * separator, the result line, then the spec's text.
+ */
+export class SpecProgress {
+  private afterSeparator = false;
+  private spec = '';
+  private pending: { result: string; seconds: number } | undefined;
+  constructor(private readonly onDone: (e: SpecDone) => void) {}
+
+  line(l: string): void {
+    const t = l.trim();
+    if (t.startsWith('------------------------------')) {
+      this.flush();
+      this.afterSeparator = true;
+      this.spec = '';
+      return;
+    }
+    const done = /^(?:•\s*)?(•|\[(FAILED|PANICKED|TIMEDOUT|INTERRUPTED)\])\s*\[([\d.]+) seconds\]/.exec(t);
+    if (done) {
+      const result = done[1] === '•' ? 'passed' : done[2]!.toLowerCase();
+      if (this.spec) this.onDone({ result, seconds: Number(done[3]), name: this.spec });
+      else this.pending = { result, seconds: Number(done[3]) };
+      this.afterSeparator = false;
+      return;
+    }
+    if (t.startsWith('[sig-') && (this.afterSeparator || this.pending)) {
+      this.spec = t;
+      this.afterSeparator = false;
+      if (this.pending) {
+        this.onDone({ ...this.pending, name: t });
+        this.pending = undefined;
+      }
+    }
+  }
+
+  /** a result whose name never came */
+  flush(): void {
+    if (this.pending) this.onDone(this.pending);
+    this.pending = undefined;
+  }
 }
