@@ -108,7 +108,7 @@ export interface MatrixRow {
   stock: TestOutcome;
   patched: TestOutcome;
   sameAsStock: string; // the (site, patch, package)'s same-as-stock cases, e.g. "12/12 same"
-  ok: boolean;
+  ok: boolean; // the site test: FAIL on stock, PASS on patched (the cases are judged in MatrixReport.same)
 }
 
 /** One same-as-stock case: its record on each tree and whether they agree. */
@@ -219,7 +219,7 @@ export function judgeMatrix(spec: SiteTests, stock: GoTestRun, patched: GoTestRu
       const b = patched.tests.get(`${s.pkg} ${test}`) ?? (patched.packages.get(s.pkg) === 'build-fail' ? 'BUILD-FAIL' : 'NOT-RUN');
       const ok = a === 'FAIL' && b === 'PASS';
       if (!ok) problems.push(`site ${s.site}: ${test} is ${a} on stock and ${b} on patched (wanted FAIL, PASS)`);
-      rows.push({ site: s.site, patch: s.patch, pkg: s.pkg, test, stock: a, patched: b, sameAsStock, ok: ok && sameRows.every((r) => r.ok) });
+      rows.push({ site: s.site, patch: s.patch, pkg: s.pkg, test, stock: a, patched: b, sameAsStock, ok });
     }
   }
   const unit = spec.unitTests.map((u) => {
@@ -240,7 +240,7 @@ export function formatMatrix(r: MatrixReport): string {
   const w = Math.max(4, ...r.rows.map((x) => x.test.length));
   const v = Math.max(13, ...r.rows.map((x) => x.sameAsStock.length));
   const lines = [`${'site'.padEnd(5)}${'patch'.padEnd(7)}${'test'.padEnd(w + 2)}${'stock'.padEnd(12)}${'patched'.padEnd(9)}${'same as stock'.padEnd(v + 2)}package`];
-  for (const x of r.rows) lines.push(`${x.site.padEnd(5)}${x.patch.slice(0, 4).padEnd(7)}${x.test.padEnd(w + 2)}${x.stock.padEnd(12)}${x.patched.padEnd(9)}${x.sameAsStock.padEnd(v + 2)}${x.pkg}${x.ok ? '' : '   <-- WRONG'}`);
+  for (const x of r.rows) lines.push(`${x.site.padEnd(5)}${x.patch.slice(0, 4).padEnd(7)}${x.test.padEnd(w + 2)}${x.stock.padEnd(12)}${x.patched.padEnd(9)}${x.sameAsStock.padEnd(v + 2)}${x.pkg}${x.ok && /^\d+\/\d+ same(, \d+ skipped)?$/.test(x.sameAsStock) ? '' : '   <-- WRONG'}`);
   if (r.same.length) {
     const c = Math.max(4, ...r.same.map((x) => x.case.length));
     lines.push('', 'same as stock, per case (non-empty failures: error or not, error text and value must equal the stock tree\'s):');

@@ -65,7 +65,8 @@ describe('patch test matrix', () => {
     expect(p.tests.get('example.invalid/m/a TestLXCSiteA_Empty')).toBe('PASS');
     const r = judgeMatrix(spec, s, p);
     expect(r.ok).toBe(false);
-    expect(r.rows[0]).toMatchObject({ stock: 'FAIL', patched: 'PASS', sameAsStock: '0/1 same, 1 DIFFER', ok: false });
+    expect(r.rows[0]).toMatchObject({ stock: 'FAIL', patched: 'PASS', sameAsStock: '0/1 same, 1 DIFFER', ok: true });
+    expect(r.same[0]).toMatchObject({ case: 'short', result: 'DIFFERENT', ok: false });
     expect(r.problems).toEqual(['site A: TestLXCSameA_Short case "short" differs from stock: stock ok, 2; patched ok, 1']);
   });
 
@@ -193,7 +194,7 @@ describe('same as stock (pure)', () => {
       [rec('missing', 'open $TMP/x: no such file or directory'), rec('garbage', null, '0'), rec('negative', null, '0'), rec('eacces', 'permission denied')],
     );
     expect(r.ok).toBe(false);
-    expect(r.rows[0]).toMatchObject({ sameAsStock: '1/5 same, 4 DIFFER', ok: false });
+    expect(r.rows[0]).toMatchObject({ sameAsStock: '1/5 same, 4 DIFFER' });
     expect(r.same.map((x) => [x.case, x.result])).toEqual([
       ['missing', 'same'],
       ['garbage', 'DIFFERENT'],
@@ -237,6 +238,7 @@ describe('same as stock (pure)', () => {
     expect(none.ok).toBe(false);
     expect(none.problems).toEqual(['site A: no same-as-stock test matching ^TestLXCSameA_ ran in example.invalid/m/a']);
     expect(none.rows[0]!.sameAsStock).toBe('none');
+    expect(formatMatrix(none)).toMatch(/TestLXCSiteA_Empty\s+FAIL\s+PASS\s+none\s+\S+ {3}<-- WRONG$/m);
 
     expect(judgeSameLogs([], []).problems).toEqual(['site A: TestLXCSameA_Failures logged no same-as-stock case']);
     expect(judgeSameLogs([rec('garbage', 'x'), rec('garbage', 'x')], [rec('garbage', 'x')]).problems).toEqual(['site A: TestLXCSameA_Failures logged case "garbage" twice on stock']);
