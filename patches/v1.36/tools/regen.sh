@@ -41,7 +41,7 @@ export)
 		-o "$PATCHDIR" "$BASE..lxc"
 	{
 		echo "# kubelet-lxc patch series for Kubernetes $BASE (apply in order with git am)"
-		echo "# seams (test seams only, no behaviour change): 0001-0003"
+		echo "# seams (test seams only, no behaviour change): 0001-0004"
 		(cd "$PATCHDIR" && ls [0-9][0-9][0-9][0-9]-*.patch)
 	} >"$PATCHDIR/series"
 	;;
