@@ -84,6 +84,22 @@ while IFS="$TAB" read -r kind a b; do
       mkdir -p "$(dirname "$a")"
       if printf '%s' "$b" | base64 -d >"$a"; then ev "profile file $a"; else applied=0; ev "profile FAILED file $a"; fi
       ;;
+    replace)
+      matched=0
+      for f in $a; do
+        [ -e "$f" ] || continue
+        matched=1
+        n=$((n + 1))
+        printf '%s' "$b" | base64 -d >"/run/lab-replace.$n"
+        if mount --bind "/run/lab-replace.$n" "$f" && cmp -s "/run/lab-replace.$n" "$f"; then ev "profile replace $f"; else applied=0; ev "profile FAILED replace $f"; fi
+      done
+      [ "$matched" = 1 ] || { applied=0; ev "profile FAILED no match $a"; }
+      ;;
+    kubelet-config)
+      # lines for the kubelet's configuration (added below, when the kubelet starts)
+      printf '%s' "$a" | base64 -d >>/run/lab-kubelet-config.add || { applied=0; ev "profile FAILED kubelet-config"; }
+      ev "profile kubelet-config"
+      ;;
     emptied) ;;
     *) applied=0; ev "profile FAILED unknown action $kind" ;;
   esac
@@ -129,10 +145,13 @@ fi
 
 # 5. The kubelet, standalone.
 cp "$R/static-pod.yaml" /etc/kubernetes/manifests/lab-static.yaml
+# the profile's own kubelet settings (e.g. protectKernelDefaults), after the lab's
+cp "$R/kubelet-config.yaml" /etc/lab-kubelet-config.yaml
+[ ! -f /run/lab-kubelet-config.add ] || cat /run/lab-kubelet-config.add >>/etc/lab-kubelet-config.yaml
 # what a distribution's container template has (minbase lacks netbase's /etc/hosts)
 printf '127.0.0.1\tlocalhost lab-node\n::1\tlocalhost ip6-localhost ip6-loopback\n' >/etc/hosts
 : >/etc/resolv.conf
-"$KUBELET_BIN" --config="$R/kubelet-config.yaml" --hostname-override=lab-node --v=2 >"$O/kubelet.log" 2>&1 &
+"$KUBELET_BIN" --config=/etc/lab-kubelet-config.yaml --hostname-override=lab-node --v=2 >"$O/kubelet.log" 2>&1 &
 KPID=$!
 ev kubelet-started
 res kubelet_pid "$KPID"

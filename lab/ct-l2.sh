@@ -83,6 +83,7 @@ state control-plane-started
 
 # 3. The kubelet, registering with the apiserver; restarted 5 s after it exits, as RKE2 does.
 cp "$R/kubelet-config-l2.yaml" /etc/kubelet-config.yaml
+[ ! -f /run/lab-kubelet-config.add ] || cat /run/lab-kubelet-config.add >>/etc/kubelet-config.yaml
 echo "127.0.0.1 localhost" >/etc/hosts
 echo "$NODE_IP $NODE_NAME" >>/etc/hosts
 : >/etc/resolv.conf

@@ -29,7 +29,7 @@ describe('conformance list', () => {
 
   it('covers the kubelet paths the issue names in its CI tier', () => {
     const names = testsOfTier(list, 'ci').map((t) => t.name).join('\n');
-    for (const re of [/Downward API .*node allocatable/, /InPlace Resize/, /remote command execution over websockets/, /retrieving logs .* over websockets/, /liveness probe/, /EmptyDir .*tmpfs/]) expect(names).toMatch(re);
+    for (const re of [/Downward API .*node allocatable/, /poststart exec hook/, /remote command execution over websockets/, /retrieving logs .* over websockets/, /liveness probe/, /EmptyDir .*tmpfs/]) expect(names).toMatch(re);
   });
 
   it('gives the four images the tests expect, by their exact names', () => {

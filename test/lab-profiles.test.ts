@@ -9,8 +9,26 @@ describe('lab profiles (lab/profiles.json)', () => {
     return p;
   };
 
-  it('has lxc-default, one profile per fatal site A, B, C, H, I, and all, in that order', () => {
-    expect(LAB_PROFILE_IDS).toEqual(['lxc-default', 'A', 'B', 'C', 'H', 'I', 'all']);
+  it('has lxc-default, one profile per fatal site A, B, C, H, I, the garbage tunable, and all, in that order', () => {
+    expect(LAB_PROFILE_IDS).toEqual(['lxc-default', 'A', 'B', 'C', 'H', 'H-garbage', 'I', 'all']);
+  });
+
+  it('H-garbage: a garbage (not empty) tunable under protectKernelDefaults, where the patched kubelet must fail as stock does', () => {
+    const p = byId('H-garbage');
+    expect(p.kubeletConfig).toEqual({ protectKernelDefaults: true });
+    expect(p.actions.at(-1)).toEqual({ kind: 'replace', glob: '/proc/sys/vm/overcommit_memory', content: 'one\n' });
+    expect(p.expect.patched).toMatchObject({ fails: true, sameErrorAsStock: true });
+    expect(p.expect.patched!.errors).toContain('strconv.Atoi: parsing "one": invalid syntax');
+    const compiled = compileProfile(p);
+    expect(compiled).toContain(`replace\t/proc/sys/vm/overcommit_memory\t${Buffer.from('one\n').toString('base64')}`);
+    expect(compiled).toContain(`kubelet-config\t${Buffer.from('protectKernelDefaults: true\n').toString('base64')}`);
+    // not part of "all": that profile is of empty values only
+    expect(byId('all').actions.some((a) => a.kind === 'replace')).toBe(false);
+  });
+
+  it('lxc-default is the neutral profile: stock and patched must report the same facts', () => {
+    expect(byId('lxc-default').neutral).toBe(true);
+    expect(LAB_PROFILE_IDS.filter((id) => byId(id).neutral)).toEqual(['lxc-default']);
   });
 
   it('lxc-default changes nothing and expects the stock kubelet to pass, with a reason', () => {

@@ -133,3 +133,52 @@ describe('labVerdict', () => {
     expect(labVerdict({ profiles, runs }).problems).toEqual(['profile H, patched kubelet: the run did not complete (missing)']);
   });
 });
+
+describe('neutrality and failures the series leaves alone', () => {
+  const MACHINE =
+    'I1130 20:11:06.436082     302 manager.go:218] Machine: {Timestamp:2026-11-30 20:11:06.428283526 +0000 UTC m=+14.747026444 CPUVendorID:AuthenticAMD NumCores:2 NumPhysicalCores:2 NumSockets:1 NumBooks:0 NumDrawers:0 CpuFrequency:2299974 MemoryCapacity:4110254080 SwapCapacity:0 MemoryByType:map[] NVMInfo:{MemoryModeCapacity:0 AppDirectModeCapacity:0 AvgPowerBudget:0} HugePages:[{PageSize:1048576 NumPages:0} {PageSize:2048 NumPages:0}] MachineID:abc SystemUUID:abc BootID:9f06 Filesystems:[] Topology:[{Id:0 Memory:4110254080 HugePages:[] Cores:[{Id:0 Threads:[0] Caches:[] UncoreCaches:[] SocketID:0 BookID: DrawerID:} {Id:1 Threads:[1] Caches:[] UncoreCaches:[] SocketID:0 BookID: DrawerID:}] Caches:[] Distances:[10]}] CloudProvider:Unknown InstanceType:Unknown InstanceID:None}';
+
+  it('reads the Machine line the kubelet logs into comparable facts', async () => {
+    const { machineFacts, klogMessage } = await import('../src/lab/results.js');
+    const f = machineFacts(`I1130 x\n${MACHINE}\n`)!;
+    expect(f.NumCores).toBe('2');
+    expect(f.MemoryCapacity).toBe('4110254080');
+    expect(f.HugePages).toBe('[{PageSize:1048576 NumPages:0} {PageSize:2048 NumPages:0}]');
+    expect(f.Topology).toMatch(/^\[\{Id:0 Memory:4110254080 .*Distances:\[10\]\}\]$/);
+    expect(machineFacts('no such line')).toBeNull();
+    expect(klogMessage(H_FATAL)).toBe('"Failed to start ContainerManager" err="strconv.Atoi: parsing \\"\\": invalid syntax"');
+  });
+
+  it('passes a neutral profile only when stock and patched report the same facts', async () => {
+    const { machineFacts } = await import('../src/lab/results.js');
+    const withMachine = (r: LabRun, line: string): LabRun => ({ ...r, machine: machineFacts(line) });
+    const neutralProfiles: LabProfileSummary[] = [{ ...profiles[0]!, neutral: true }];
+    const same = [withMachine(pass('lxc-default', 'stock'), MACHINE), withMachine(pass('lxc-default', 'patched'), MACHINE)];
+    expect(labVerdict({ profiles: neutralProfiles, runs: same })).toEqual({ ok: true, problems: [] });
+    const flat = MACHINE.replace('NumPhysicalCores:2 NumSockets:1', 'NumPhysicalCores:1 NumSockets:1');
+    const v = labVerdict({ profiles: neutralProfiles, runs: [same[0]!, withMachine(pass('lxc-default', 'patched'), flat)] });
+    expect(v.problems).toEqual(['profile lxc-default (no fault): stock and patched report different Machine NumPhysicalCores: stock 2, patched 1']);
+  });
+
+  it('wants the patched kubelet to fail where the series must not default, with stock\'s very error', () => {
+    const GARBAGE = 'E1130 10:47:34.233320     224 kubelet.go:1821] "Failed to start ContainerManager" err="strconv.Atoi: parsing \\"one\\": invalid syntax"';
+    const garbage: LabProfileSummary[] = [
+      {
+        id: 'H-garbage',
+        description: 'garbage',
+        sites: ['H'],
+        expectStockFailure: true,
+        expectedStockErrors: ['strconv.Atoi: parsing "one": invalid syntax'],
+        reason: 'refused',
+        expectPatchedFailure: { errors: ['strconv.Atoi: parsing "one": invalid syntax'], sameErrorAsStock: true, reason: 'garbage stays an error' },
+      },
+    ];
+    const later = GARBAGE.replace('10:47:34.233320     224', '11:02:00.000001     999');
+    expect(labVerdict({ profiles: garbage, runs: [fail('H-garbage', 'stock', GARBAGE, []), fail('H-garbage', 'patched', later, [])] })).toEqual({ ok: true, problems: [] });
+    const started = labVerdict({ profiles: garbage, runs: [fail('H-garbage', 'stock', GARBAGE, []), pass('H-garbage', 'patched')] });
+    expect(started.problems.join('\n')).toContain('profile H-garbage: the patched kubelet starts where upstream refuses (garbage stays an error)');
+    const other = GARBAGE.replace('\\"one\\"', '\\"\\"');
+    const differs = labVerdict({ profiles: garbage, runs: [fail('H-garbage', 'stock', GARBAGE, []), fail('H-garbage', 'patched', other, [])] });
+    expect(differs.problems.join('\n')).toMatch(/the patched kubelet's error differs from stock's/);
+  });
+});

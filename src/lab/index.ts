@@ -17,7 +17,7 @@ import { readRunDir, withL2 } from './results.js';
 import { renderConformance, renderReport } from './table.js';
 import { writeJunit, type JunitStatus } from '../lib/junit.js';
 import { KUBELET_KINDS, type KubeletKind, type LabAccelFallback, type LabGuestRestart, type LabLevel, type LabOptions, type LabProfileSummary, type LabReport, type LabRun, type LabStepTiming } from './types.js';
-import { labVerdict } from './verdict.js';
+import { labVerdict, neutralityFacts } from './verdict.js';
 import { driveL2Run, L2_BUDGETS, type L2RunResult } from './l2/driver.js';
 import { writeL2Images } from './l2/images.js';
 import { APISERVER_PORT, makeRunPki, NODE_IP, NODE_NAME, SERVICE_CIDR } from './l2/pki.js';
@@ -179,6 +179,8 @@ function summary(p: LabProfile): LabProfileSummary {
     expectStockFailure: p.expect.stock.fails,
     ...(p.expect.stock.errors?.length ? { expectedStockErrors: p.expect.stock.errors } : {}),
     reason: p.expect.stock.reason,
+    ...(p.expect.patched ? { expectPatchedFailure: { errors: p.expect.patched.errors, sameErrorAsStock: p.expect.patched.sameErrorAsStock, reason: p.expect.patched.reason } } : {}),
+    ...(p.neutral ? { neutral: true } : {}),
   };
 }
 
@@ -346,7 +348,7 @@ export async function runLab(opts: LabOptions): Promise<LabReport> {
         run = withL2(run, await (drivers.get(id) ?? Promise.resolve(undefined)));
       }
       results.set(id, run);
-      const expectPass = r.kubelet === 'patched' || !r.profile.expect.stock.fails;
+      const expectPass = r.kubelet === 'patched' ? !r.profile.expect.patched : !r.profile.expect.stock.fails;
       const verdict = !run.completed || !run.profileApplied ? 'NOT JUDGED' : run.passed === expectPass ? 'as expected' : 'UNEXPECTED';
       const how = run.l2
         ? `node ${run.l2.registered ? 'registered' : 'not registered'}, ${run.l2.ready ? 'Ready' : 'not Ready'}, checks ${run.l2.checks.filter((c) => c.ok).length}/${run.l2.checks.length}` +
@@ -575,6 +577,13 @@ export async function runLab(opts: LabOptions): Promise<LabReport> {
       steps: clock.steps,
       labProblems,
       guestRestarts,
+      neutrality: profiles
+        .filter((p) => p.neutral)
+        .flatMap((p) => {
+          const st = allRuns.find((r) => r.profile === p.id && r.kubelet === 'stock');
+          const pt = allRuns.find((r) => r.profile === p.id && r.kubelet === 'patched');
+          return st && pt ? neutralityFacts(p.id, st, pt) : [];
+        }),
     };
     const report: LabReport = { ...base, verdict: labVerdict(base) };
     await writeFileAtomic(join(outDir, 'lab-report.json'), JSON.stringify(report, null, 2) + '\n');

@@ -13,6 +13,8 @@ const actionSchema = z.discriminatedUnion('kind', [
   z.object({ kind: z.literal('empty'), glob: pathLike }),
   z.object({ kind: z.literal('tmpfs'), path: plainPath }),
   z.object({ kind: z.literal('file'), path: plainPath, content: z.string() }),
+  // a file with this content bound over every match (a kernel file reading garbage, not empty)
+  z.object({ kind: z.literal('replace'), glob: pathLike, content: z.string().min(1) }),
 ]);
 export type ProfileAction = z.infer<typeof actionSchema>;
 
@@ -23,6 +25,12 @@ const expectSchema = z.object({
     errors: z.array(z.string().min(1)).optional(),
     reason: z.string().min(1),
   }),
+  /**
+   * The patched kubelet: it passes every profile of an empty value (the default). A profile of a
+   * failure the series must leave alone (garbage, not empty) expects it to fail as stock does,
+   * with the same decisive error.
+   */
+  patched: z.object({ fails: z.literal(true), sameErrorAsStock: z.literal(true), errors: z.array(z.string().min(1)).min(1), reason: z.string().min(1) }).optional(),
 });
 
 export const profileSchema = z.object({
@@ -32,6 +40,10 @@ export const profileSchema = z.object({
   include: z.array(z.string()).optional(),
   actions: z.array(actionSchema),
   emptied: z.array(pathLike),
+  /** lines added to the kubelet's configuration for this profile (e.g. protectKernelDefaults: true) */
+  kubeletConfig: z.record(z.string().regex(/^[a-zA-Z]+$/), z.union([z.boolean(), z.number(), z.string().regex(/^[A-Za-z0-9_.-]*$/)])).optional(),
+  /** no fault: stock and patched must report identical node facts (the series changes nothing on a normal host) */
+  neutral: z.boolean().optional(),
   expect: expectSchema,
 });
 export type ProfileDef = z.infer<typeof profileSchema>;
@@ -48,6 +60,8 @@ export interface LabProfile {
   sites: string[];
   actions: ProfileAction[];
   emptied: string[];
+  kubeletConfig: Record<string, boolean | number | string>;
+  neutral: boolean;
   expect: ProfileDef['expect'];
 }
 
@@ -78,7 +92,7 @@ export function parseProfiles(data: unknown): LabProfile[] {
   };
   return parsed.profiles.map((p) => {
     const r = resolve(p, []);
-    return { id: p.id, description: p.description, sites: p.sites, actions: r.actions, emptied: r.emptied, expect: p.expect };
+    return { id: p.id, description: p.description, sites: p.sites, actions: r.actions, emptied: r.emptied, kubeletConfig: p.kubeletConfig ?? {}, neutral: p.neutral ?? false, expect: p.expect };
   });
 }
 
@@ -103,15 +117,20 @@ export function selectProfiles(all: LabProfile[], ids?: string[]): LabProfile[] 
 
 /**
  * The line format of lab/ct-init.sh: one action per line, fields separated by a tab:
- *   empty <glob> | tmpfs <dir> | file <path> <base64 content> | emptied <glob>
+ *   empty <glob> | tmpfs <dir> | file <path> <base64 content> | replace <glob> <base64 content>
+ *   | emptied <glob> | kubelet-config <base64 YAML lines added to the kubelet's configuration>
  */
 export function compileProfile(p: LabProfile): string {
+  const b64 = (t: string) => Buffer.from(t, 'utf8').toString('base64');
   const lines = [`# profile ${p.id}: ${p.description.replace(/\n/g, ' ')}`];
   for (const a of p.actions) {
     if (a.kind === 'empty') lines.push(`empty\t${a.glob}`);
     else if (a.kind === 'tmpfs') lines.push(`tmpfs\t${a.path}`);
-    else lines.push(`file\t${a.path}\t${Buffer.from(a.content, 'utf8').toString('base64')}`);
+    else if (a.kind === 'replace') lines.push(`replace\t${a.glob}\t${b64(a.content)}`);
+    else lines.push(`file\t${a.path}\t${b64(a.content)}`);
   }
   for (const g of p.emptied) lines.push(`emptied\t${g}`);
+  const cfg = Object.entries(p.kubeletConfig);
+  if (cfg.length) lines.push(`kubelet-config\t${b64(cfg.map(([k, v]) => `${k}: ${typeof v === 'string' ? JSON.stringify(v) : String(v)}\n`).join(''))}`);
   return lines.join('\n') + '\n';
 }

@@ -117,6 +117,41 @@ export interface RunIdentity {
   expectedErrors?: string[];
 }
 
+/** The facts of cAdvisor's "Machine:" line a normal host's kubelet must report the same, patched or not. */
+export const MACHINE_FACTS = ['CPUVendorID', 'NumCores', 'NumPhysicalCores', 'NumSockets', 'CpuFrequency', 'MemoryCapacity', 'SwapCapacity', 'MemoryByType', 'HugePages', 'Topology'] as const;
+
+/** Reads the facts of the kubelet's first "Machine: {...}" line (Go's %+v of cAdvisor's MachineInfo). */
+export function machineFacts(log: string | undefined): Record<string, string> | null {
+  const line = (log ?? '').split('\n').find((l) => l.includes('] Machine: {'));
+  if (!line) return null;
+  const body = line.slice(line.indexOf('Machine: {') + 'Machine: '.length);
+  const facts: Record<string, string> = {};
+  for (const key of MACHINE_FACTS) {
+    const at = body.search(new RegExp(`[{ ]${key}:`));
+    if (at < 0) continue;
+    let i = at + key.length + 2;
+    let depth = 0;
+    let v = '';
+    // a value runs to the next top-level space; brackets and braces nest
+    for (; i < body.length; i++) {
+      const c = body[i]!;
+      if ((c === ' ' || c === '}') && depth === 0) break;
+      if (c === '[' || c === '{') depth++;
+      if (c === ']' || c === '}') depth--;
+      v += c;
+    }
+    facts[key] = v;
+  }
+  return facts;
+}
+
+/** A klog line's message without its header (severity, time, pid, source), for comparing two kubelets' errors. */
+export function klogMessage(line: string | null): string | null {
+  if (!line) return null;
+  const m = /^[IWEF]\d{4} [\d:.]+\s+\d+ [^\]]+\] (.*)$/.exec(line);
+  return (m?.[1] ?? line).trim();
+}
+
 export function interpretRun(who: RunIdentity, f: RunFiles): LabRun {
   const env = parseEnv(f.resultEnv);
   const ev = parseEvents(f.events);
@@ -162,6 +197,7 @@ export function interpretRun(who: RunIdentity, f: RunFiles): LabRun {
     seconds: cStart !== undefined && cStop !== undefined ? Math.round((cStop - cStart) * 10) / 10 : null,
     emptied: (f.emptied ?? '').split('\n').filter((l) => l.trim()),
     logDir: who.logDir,
+    machine: machineFacts(log),
   };
 }
 

@@ -3,6 +3,8 @@ import type { LabReport, LabRun } from './types.js';
 
 const yes = (b: boolean): string => (b ? 'yes' : 'no');
 
+const clip = (s: string, max = 70): string => (s.length > max ? `${s.slice(0, max - 1)}…` : s);
+
 /** Shortens a klog line to its message: drops the header "E1124 10:30:00.123456  123 file.go:42] ". */
 export function shortError(line: string | null, max = 110): string {
   if (!line) return '-';
@@ -31,7 +33,7 @@ export function renderTable(report: Pick<LabReport, 'profiles' | 'runs'>): strin
   for (const p of report.profiles) {
     for (const k of ['stock', 'patched'] as const) {
       const r = report.runs.find((x) => x.profile === p.id && x.kubelet === k);
-      const expected = k === 'patched' ? 'pass' : p.expectStockFailure ? 'fail' : 'pass';
+      const expected = k === 'patched' ? (p.expectPatchedFailure ? 'fail' : 'pass') : p.expectStockFailure ? 'fail' : 'pass';
       if (!r) {
         rows.push([p.id, k, expected, 'MISSING', '-', '-', '-', '-', '-']);
         continue;
@@ -140,6 +142,18 @@ export function renderReport(report: LabReport): string {
     );
   }
   if (report.guestRestarts.length) lines.push('');
+  if (report.neutrality?.length) {
+    lines.push('neutrality (no fault: the series must change nothing the kubelet reports):');
+    lines.push(pad([['  profile', 'fact', 'stock', 'patched', ''], ...report.neutrality.map((f) => [`  ${f.profile}`, f.fact, clip(f.stock), clip(f.patched), f.same ? 'same' : 'DIFFERENT'])]));
+    lines.push('');
+  }
+  const failing = report.profiles.filter((p) => p.expectPatchedFailure);
+  for (const p of failing) {
+    const st = report.runs.find((r) => r.profile === p.id && r.kubelet === 'stock');
+    const pt = report.runs.find((r) => r.profile === p.id && r.kubelet === 'patched');
+    lines.push(`profile ${p.id} (a failure the series leaves alone): stock "${shortError(st?.firstError ?? null, 160)}"; patched "${shortError(pt?.firstError ?? null, 160)}"`);
+  }
+  if (failing.length) lines.push('');
   if (report.verdict.ok) lines.push('verdict: ok');
   else {
     lines.push('verdict: problems');

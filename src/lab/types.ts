@@ -102,6 +102,8 @@ export interface LabRun {
   logDir: string;
   /** L2: what the host saw of the node (registration, checks, conformance) */
   l2?: L2RunResult;
+  /** the facts of cAdvisor's "Machine:" line in the kubelet log (null: never logged) */
+  machine?: Record<string, string> | null;
 }
 
 export interface LabStepTiming {
@@ -119,6 +121,19 @@ export interface LabProfileSummary {
   /** upstream error texts the stock kubelet's log must all show */
   expectedStockErrors?: string[];
   reason: string;
+  /** a failure the series must leave alone: the patched kubelet fails too, with stock's decisive error */
+  expectPatchedFailure?: { errors: string[]; sameErrorAsStock: boolean; reason: string };
+  /** no fault: stock and patched must report identical node facts */
+  neutral?: boolean;
+}
+
+/** One fact of the neutrality comparison: what stock and patched reported. */
+export interface NeutralityFact {
+  profile: string;
+  fact: string;
+  stock: string;
+  patched: string;
+  same: boolean;
 }
 
 /** KVM was tried and could not run the guest: the lab went on under TCG. */
@@ -171,5 +186,7 @@ export interface LabReport {
   labProblems: string[];
   /** guest boots that ended early and were followed by another boot for the runs left */
   guestRestarts: LabGuestRestart[];
+  /** neutral profiles: stock's and patched's facts side by side */
+  neutrality?: NeutralityFact[];
   verdict: { ok: boolean; problems: string[] };
 }

@@ -2,8 +2,8 @@
 // must fail every profile meant to break it (with the upstream error text when the
 // profile names one) and pass the ones that are not. A run that did not happen, or
 // whose profile could not be applied, proves nothing and is a problem too.
-import { logContains } from './results.js';
-import type { LabProfileSummary, LabReport, LabRun } from './types.js';
+import { klogMessage, logContains, MACHINE_FACTS } from './results.js';
+import type { LabProfileSummary, LabReport, LabRun, NeutralityFact } from './types.js';
 
 export interface LabVerdict {
   ok: boolean;
@@ -63,11 +63,28 @@ export function labVerdict(report: VerdictInput): LabVerdict {
     report.runs.find((r) => r.profile === p.id && r.kubelet === k);
   for (const p of report.profiles) {
     const patched = find(p, 'patched');
-    if (usable(patched, `profile ${p.id}, patched kubelet`, problems) && !patched.passed) {
+    const patchedUsable = usable(patched, `profile ${p.id}, patched kubelet`, problems);
+    if (patchedUsable && !p.expectPatchedFailure && !patched.passed) {
       problems.push(`profile ${p.id}: the patched kubelet fails: ${whyFailed(patched)}`);
+    }
+    if (patchedUsable && p.expectPatchedFailure) {
+      // a failure the series must leave alone: the patched kubelet fails, as upstream does
+      if (patched.passed || patched.l2?.ready) problems.push(`profile ${p.id}: the patched kubelet starts where upstream refuses (${p.expectPatchedFailure.reason})`);
+      else {
+        const missing = missingTexts(patched, p.expectPatchedFailure.errors);
+        if (missing.length) problems.push(`profile ${p.id}: the patched kubelet fails, but its log lacks ${missing.map((t) => JSON.stringify(t)).join(', ')}: ${patched.firstError ?? 'no error line'}`);
+      }
     }
     const stock = find(p, 'stock');
     if (!usable(stock, `profile ${p.id}, stock kubelet`, problems)) continue;
+    if (patchedUsable && p.expectPatchedFailure?.sameErrorAsStock && klogMessage(stock.firstError) !== klogMessage(patched.firstError)) {
+      problems.push(`profile ${p.id}: the patched kubelet's error differs from stock's: stock "${klogMessage(stock.firstError)}", patched "${klogMessage(patched.firstError)}"`);
+    }
+    if (patchedUsable && p.neutral) {
+      for (const f of neutralityFacts(p.id, stock, patched).filter((x) => !x.same)) {
+        problems.push(`profile ${p.id} (no fault): stock and patched report different ${f.fact}: stock ${f.stock}, patched ${f.patched}`);
+      }
+    }
     if (p.expectStockFailure) {
       if (stock.passed || stock.l2?.ready) {
         problems.push(`profile ${p.id}: the stock kubelet does not fail it (negative control broken: the profile does not reproduce the fault)${stock.l2?.ready ? '; its node became Ready' : ''}`);
@@ -84,4 +101,32 @@ export function labVerdict(report: VerdictInput): LabVerdict {
     }
   }
   return { ok: problems.length === 0, problems };
+}
+
+/** What the two kubelets report of the machine and, in L2, of the node: the series must change none of it on a normal host. */
+export function neutralityFacts(profile: string, stock: LabRun, patched: LabRun): NeutralityFact[] {
+  const out: NeutralityFact[] = [];
+  const add = (fact: string, a: unknown, b: unknown) => {
+    const sa = a === undefined ? '(none)' : typeof a === 'string' ? a : JSON.stringify(a);
+    const sb = b === undefined ? '(none)' : typeof b === 'string' ? b : JSON.stringify(b);
+    out.push({ profile, fact, stock: sa, patched: sb, same: sa === sb });
+  };
+  if (stock.machine || patched.machine) for (const k of MACHINE_FACTS) add(`Machine ${k}`, stock.machine?.[k], patched.machine?.[k]);
+  const st = stock.l2?.nodeStatus as NodeStatusFacts | null | undefined;
+  const pt = patched.l2?.nodeStatus as NodeStatusFacts | null | undefined;
+  if (st || pt) {
+    const keys = new Set([...Object.keys(st?.capacity ?? {}), ...Object.keys(pt?.capacity ?? {})]);
+    for (const k of [...keys].sort()) add(`node capacity ${k}`, st?.capacity?.[k], pt?.capacity?.[k]);
+    const akeys = new Set([...Object.keys(st?.allocatable ?? {}), ...Object.keys(pt?.allocatable ?? {})]);
+    for (const k of [...akeys].sort()) add(`node allocatable ${k}`, st?.allocatable?.[k], pt?.allocatable?.[k]);
+    // the kubelet's own version differs by design (stamped); boot and machine ids are the guest's
+    for (const k of ['architecture', 'operatingSystem', 'osImage', 'kernelVersion', 'containerRuntimeVersion', 'machineID', 'systemUUID', 'bootID']) add(`node nodeInfo ${k}`, st?.nodeInfo?.[k], pt?.nodeInfo?.[k]);
+  }
+  return out;
+}
+
+interface NodeStatusFacts {
+  capacity?: Record<string, string>;
+  allocatable?: Record<string, string>;
+  nodeInfo?: Record<string, string>;
 }
