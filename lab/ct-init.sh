@@ -19,7 +19,11 @@ exec >"$O/ct-init.log" 2>&1
 . "$R/run.env"
 
 now() { date +%s.%3N; }
-ev() { echo "$(now) $*" >>"$O/events"; }
+ev() {
+  echo "$(now) $*" >>"$O/events"
+  # L2: the host follows the run through its control folder
+  [ ! -d /lab-ctl ] || echo "$(now) $*" >>/lab-ctl/state
+}
 res() { echo "$1=$2" >>"$O/result.env"; }
 finish() {
   res end_reason "$1"

@@ -16,10 +16,8 @@ P=$C/pki
 B=/opt/lab/kubelets
 D=/var/lib/rancher/rke2/server
 mkdir -p "$D/db" /etc/cni/net.d /var/lib/kubelet/volumeplugins
-state() {
-  echo "$(now) $*" >>"$C/state"
-  ev "$*"
-}
+# (ev() in ct-init.sh also writes every event to $C/state)
+state() { ev "$*"; }
 
 # What the container shows the kubelet: CPUs it may use, memory lxcfs reports.
 {

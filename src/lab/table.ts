@@ -77,7 +77,8 @@ export function renderL2Table(report: Pick<LabReport, 'profiles' | 'runs'>): str
         l2 && l2.checks.length ? `${l2.checks.filter((c) => c.ok).length}/${l2.checks.length}` : '-',
         conf ? `${conf.results.filter((t) => t.result === 'passed').length}/${conf.results.length} (${conf.tier})` : '-',
         l2 ? String(l2.kubeletExits.length) : '-',
-        shortError(r.firstError ?? l2?.problem ?? null),
+        // a passing node logs errors while it registers: the column is for what stopped one
+        r.passed ? '-' : shortError(r.firstError ?? l2?.problem ?? null),
       ]);
     }
   }

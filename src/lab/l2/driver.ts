@@ -177,6 +177,7 @@ export async function driveL2Run(o: DriveL2Options, busyboxImage: string): Promi
   const stopped = () => ended || !!o.signal?.aborted;
   try {
     // 1. the control plane in the container
+    let lastWaitNote = Date.now();
     for (;;) {
       const st = await readState(o.ctlDir);
       const failed = st.find((l) => l.includes('setup-failed'));
@@ -192,6 +193,10 @@ export async function driveL2Run(o: DriveL2Options, busyboxImage: string): Promi
       if (since() > L2_BUDGETS.apiserverReady) {
         res.problem = `the apiserver was not ready within ${L2_BUDGETS.apiserverReady} s`;
         return res;
+      }
+      if (Date.now() - lastWaitNote > 60_000) {
+        lastWaitNote = Date.now();
+        o.log(`lab L2: ${o.id}: waiting for the apiserver (${Math.round(since())} s; container: ${st.at(-1)?.split(' ').slice(1).join(' ') ?? 'starting'})`);
       }
       await sleep(2000);
     }
@@ -347,7 +352,11 @@ async function runConformance(o: DriveL2Options, since: () => number): Promise<N
   // the guest went away under the run: nothing left to test
   void o.runEnded.then(onAbort);
   let buf = '';
-  const progress = new SpecProgress((e) => o.log(`lab L2: ${o.id}: e2e ${e.result} (${Math.round(e.seconds)} s) ${e.name ?? '(spec name not printed)'}`));
+  let done = 0;
+  const progress = new SpecProgress((e) => {
+    done++;
+    o.log(`lab L2: ${o.id}: e2e ${e.result} (${Math.round(e.seconds)} s) ${e.name ?? '(spec name not printed)'}`);
+  });
   const onData = (chunk: Buffer) => {
     buf += chunk.toString('utf8');
     const parts = buf.split('\n');
@@ -359,7 +368,11 @@ async function runConformance(o: DriveL2Options, since: () => number): Promise<N
   };
   child.stdout?.on('data', onData);
   child.stderr?.on('data', onData);
+  // a spec can take minutes under TCG: say the run is alive, and how far it is
+  const beat = setInterval(() => o.log(`lab L2: ${o.id}: e2e running, ${done} of ${c.tests.length} done (${Math.round((Date.now() - t0) / 1000)} s)`), 60_000);
+  beat.unref();
   const r = await child;
+  clearInterval(beat);
   o.signal?.removeEventListener('abort', onAbort);
   await writeFile(logFile, lines.join('\n') + '\n');
   const junitFile = (await readdir(reportDir).catch(() => [] as string[])).find((f) => /^junit.*\.xml$/.test(f));
