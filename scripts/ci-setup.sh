@@ -18,7 +18,7 @@
 #   git ca-certificates   sources and fixtures; zip unzip: Go module zips in tests
 #   python3-venv          the SBOM test's spdx-tools
 #   openssl               the L2 lab's per-run certificates
-#   + scripts/lab-host-deps.sh: qemu-system-x86, debootstrap, e2fsprogs, util-linux, keyring
+#   + scripts/lab-host-deps.sh: qemu-system-x86 (8 or newer), debootstrap, e2fsprogs, util-linux, keyring, gcc
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 PKGS=(docker.io containerd podman zstd skopeo dash busybox shellcheck qemu-user file git ca-certificates zip unzip python3-venv openssl)

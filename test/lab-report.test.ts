@@ -326,6 +326,11 @@ describe('qemu', () => {
     expect(args).toContain('-no-reboot');
     const kvm = qemuArgs({ kernel: 'k', initrd: 'i', rootfs: 'r', kubeletDisk: 'kd', shareDir: 's', accel: 'kvm', memoryMiB: 1024, cpus: 2 });
     expect(kvm[kvm.indexOf('-cpu') + 1]).toBe('host');
+    // L1 has no network device at all; L2's reaches nothing but a port of the host's loopback
+    expect(args).not.toContain('-netdev');
+    const l2 = qemuArgs({ kernel: 'k', initrd: 'i', rootfs: 'r', kubeletDisk: 'kd', shareDir: 's', accel: 'tcg', memoryMiB: 4096, cpus: 2, hostForward: { hostPort: 40123, guestPort: 6443 } });
+    expect(l2[l2.indexOf('-netdev') + 1]).toBe('user,id=n0,restrict=on,hostfwd=tcp:127.0.0.1:40123-:6443');
+    expect(l2[l2.indexOf('-device', l2.indexOf('-netdev')) + 1]).toBe('virtio-net-pci,netdev=n0');
   });
 });
 

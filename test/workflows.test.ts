@@ -211,12 +211,15 @@ describe('one setup for every CI', () => {
       }
       const real = (await execa('readlink', ['-f', where.stdout.trim()])).stdout.trim();
       // merged /usr: dpkg may know the file as /bin/x while the PATH finds /usr/bin/x
-      const candidates = [...new Set([real, where.stdout.trim()].flatMap((p) => [p, p.replace(/^\/usr\//, '/'), p.startsWith('/usr/') ? p : `/usr${p}`]))];
+      // the name on the PATH first (gcc is package gcc, though it links to gcc-12's file)
+      const candidates = [...new Set([where.stdout.trim(), real].flatMap((p) => [p, p.replace(/^\/usr\//, '/'), p.startsWith('/usr/') ? p : `/usr${p}`]))];
       let pkg: string | undefined;
       for (const p of candidates) {
         const owner = await execa('dpkg', ['-S', p], { reject: false });
         if (owner.exitCode === 0) {
-          pkg = owner.stdout.split(':')[0]?.trim();
+          // dpkg-divert lines ("diversion by dash from: /bin/sh") name no owner
+          pkg = owner.stdout.split('\n').find((l) => !l.startsWith('diversion '))?.split(':')[0]?.trim();
+          if (!pkg) continue;
           break;
         }
       }
