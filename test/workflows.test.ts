@@ -135,6 +135,31 @@ describe('workflows', () => {
     ]);
     expect((await readFile(path.join(dist, 'SHA512SUMS'), 'utf8')).split('\n').filter(Boolean)).toHaveLength(4);
   });
+
+  it('a lab release runs L1 and L2 with the full conformance list, and its JUnit XML and table become release assets', async () => {
+    const build = (await load('release.yml')).jobs.build!;
+    const pipeline = build.steps.filter((s) => PIPELINE_RUN.test(s.run ?? ''));
+    for (const s of pipeline) expect(s.run).toContain('--lab L1,L2 --conformance full');
+    const attach = build.steps.find((s) => s.name === 'Attach the conformance results (JUnit XML and table)')!;
+    expect(attach.if).toBe("env.LAB == 'true'");
+    // after the smoke step that writes the reports, before the dist upload
+    const at = (pred: (s: (typeof build.steps)[number]) => boolean) => build.steps.findIndex(pred);
+    expect(at((s) => s === attach)).toBeGreaterThan(at((s) => s.name?.startsWith('Smoke') ?? false));
+    expect(at((s) => s === attach)).toBeLessThan(at((s) => s.with?.name === 'dist-${{ steps.arch.outputs.arch }}'));
+    // run for real on what the L2 lab writes
+    const out = path.join(tmp, 'lab-out');
+    await mkdir(path.join(out, 'reports', 'lab-l2'), { recursive: true });
+    await mkdir(path.join(out, 'dist'), { recursive: true });
+    await writeFile(path.join(out, 'reports', 'lab-l2', 'conformance-junit.xml'), '<testsuites/>');
+    await writeFile(path.join(out, 'reports', 'lab-l2', 'conformance.txt'), 'test result seconds\n');
+    await writeFile(path.join(out, 'dist', 'kubelet-linux-amd64.tar.gz'), 'amd64');
+    const r = await execa('bash', ['-euo', 'pipefail', '-c', attach.run!], { env: { OUT: out, MANIFEST: 'v1.36.4' }, reject: false, all: true });
+    expect(r.exitCode, r.all).toBe(0);
+    const { assets } = await readAssets(path.join(out, 'dist'), 'run the build first');
+    const byName = new Map(assets.map((a) => [a.name, a]));
+    expect(byName.get('kubelet-lxc-v1.36.4-conformance.junit.xml')?.contentType).toBe('application/xml');
+    expect(byName.get('kubelet-lxc-v1.36.4-conformance.txt')?.contentType).toBe('text/plain');
+  });
 });
 
 // One setup for every CI: a job that runs a pipeline stage, the lab or a test suite must have run

@@ -35,6 +35,7 @@ export function contentTypeOf(name: string): string {
   if (name.endsWith('.txt') || name === SUMS_NAME || /^SHA(256|512)SUMS/.test(name) || name.endsWith('.sha256') || name.endsWith('.sha512'))
     return 'text/plain';
   if (name.endsWith('.yaml') || name.endsWith('.yml')) return 'application/yaml';
+  if (name.endsWith('.xml')) return 'application/xml';
   return 'application/octet-stream';
 }
 

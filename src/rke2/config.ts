@@ -1,6 +1,6 @@
 // The RKE2 config drop-ins shipped with the kubelet: kubelet-path (bundle) or runtime-image (image),
-// plus the flags an LXC node needs, each with the reason (docs/fault-sites: neighbouring blockers
-// that existing flags already handle, so they are recommended, not patched).
+// plus the flags an LXC node needs, each with the reason. These are the neighbouring blockers
+// that existing flags already handle, so they are recommended here, not patched.
 import { DROPIN_INSTALL_PATH, RUNTIME_IMAGE_DROPIN_PATH, resolvesNowhere } from './names.js';
 
 export interface LxcArg {
