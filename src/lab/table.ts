@@ -145,14 +145,16 @@ export function renderReport(report: LabReport): string {
   if (report.guestRestarts.length) lines.push('');
   if (report.neutrality?.length) {
     lines.push('neutrality (no fault: the series must change nothing the kubelet reports):');
-    lines.push(pad([['  profile', 'fact', 'stock', 'patched', ''], ...report.neutrality.map((f) => [`  ${f.profile}`, f.fact, clip(f.stock), clip(f.patched), f.same ? 'same' : 'DIFFERENT'])]));
+    lines.push(pad([['  profile', 'fact', 'stock', 'patched', 'stock vs patched'], ...report.neutrality.map((f) => [`  ${f.profile}`, f.fact, clip(f.stock), clip(f.patched), f.same ? 'same' : 'DIFFERENT'])]));
     lines.push('');
   }
   const failing = report.profiles.filter((p) => p.expectPatchedFailure);
   for (const p of failing) {
     const st = report.runs.find((r) => r.profile === p.id && r.kubelet === 'stock');
     const pt = report.runs.find((r) => r.profile === p.id && r.kubelet === 'patched');
-    lines.push(`profile ${p.id} (a failure the series leaves alone): stock "${shortError(st?.firstError ?? null, 160)}"; patched "${shortError(pt?.firstError ?? null, 160)}"`);
+    // the kubelet's own error text carries quotes: print it as it is, one line per kubelet
+    lines.push(`profile ${p.id} (a failure the series leaves alone: patched must fail as stock, word for word):`);
+    lines.push(`  stock:   ${shortError(st?.firstError ?? null, 160)}`, `  patched: ${shortError(pt?.firstError ?? null, 160)}`);
   }
   if (failing.length) lines.push('');
   if (report.verdict.ok) lines.push('verdict: ok');
