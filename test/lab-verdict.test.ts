@@ -160,6 +160,28 @@ describe('neutrality and failures the series leaves alone', () => {
     expect(v.problems).toEqual(['profile lxc-default (no fault): stock and patched report different Machine NumPhysicalCores: stock 2, patched 1']);
   });
 
+  it('in L2 compares the Node status both kubelets report, but not the bootID lxcfs makes new for every container', async () => {
+    const L2_NODE_STATUS_SAMPLE = (boot: string, cpu: string) => ({
+      capacity: { cpu, memory: '4013920Ki', pods: '110' },
+      allocatable: { cpu, memory: '4012896Ki', pods: '110' },
+      nodeInfo: { architecture: 'amd64', operatingSystem: 'linux', osImage: 'Debian GNU/Linux 13 (trixie)', kernelVersion: '6.12', containerRuntimeVersion: 'containerd://1.7.24', machineID: 'm', systemUUID: 'u', bootID: boot, kubeletVersion: 'x' },
+    });
+    const neutralProfiles: LabProfileSummary[] = [{ ...profiles[0]!, neutral: true }];
+    const withStatus = (r: LabRun, status: unknown): LabRun => ({ ...r, l2: { nodeStatus: status } as LabRun['l2'] });
+    const stock = withStatus(pass('lxc-default', 'stock'), L2_NODE_STATUS_SAMPLE('35c10bc6', '2'));
+    const patched = withStatus(pass('lxc-default', 'patched'), { ...L2_NODE_STATUS_SAMPLE('79067a50', '2'), nodeInfo: { ...L2_NODE_STATUS_SAMPLE('79067a50', '2').nodeInfo, kubeletVersion: 'y' } });
+    expect(labVerdict({ profiles: neutralProfiles, runs: [stock, patched] })).toEqual({ ok: true, problems: [] });
+    const { neutralityFacts } = await import('../src/lab/verdict.js');
+    const facts = neutralityFacts('lxc-default', stock, patched).map((f) => f.fact);
+    expect(facts).toEqual(expect.arrayContaining(['node capacity cpu', 'node allocatable memory', 'node nodeInfo machineID']));
+    expect(facts.some((f) => /bootID|kubeletVersion/.test(f))).toBe(false);
+    const fewer = withStatus(pass('lxc-default', 'patched'), L2_NODE_STATUS_SAMPLE('79067a50', '1'));
+    expect(labVerdict({ profiles: neutralProfiles, runs: [stock, fewer] }).problems).toEqual([
+      'profile lxc-default (no fault): stock and patched report different node capacity cpu: stock 2, patched 1',
+      'profile lxc-default (no fault): stock and patched report different node allocatable cpu: stock 2, patched 1',
+    ]);
+  });
+
   it('wants the patched kubelet to fail where the series must not default, with stock\'s very error', () => {
     const GARBAGE = 'E1130 10:47:34.233320     224 kubelet.go:1821] "Failed to start ContainerManager" err="strconv.Atoi: parsing \\"one\\": invalid syntax"';
     const garbage: LabProfileSummary[] = [

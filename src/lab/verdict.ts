@@ -103,6 +103,9 @@ export function labVerdict(report: VerdictInput): LabVerdict {
   return { ok: problems.length === 0, problems };
 }
 
+/** The node's .status.nodeInfo fields both kubelets must report alike. */
+export const NODE_INFO_FACTS = ['architecture', 'operatingSystem', 'osImage', 'kernelVersion', 'containerRuntimeVersion', 'machineID', 'systemUUID'] as const;
+
 /** What the two kubelets report of the machine and, in L2, of the node: the series must change none of it on a normal host. */
 export function neutralityFacts(profile: string, stock: LabRun, patched: LabRun): NeutralityFact[] {
   const out: NeutralityFact[] = [];
@@ -119,8 +122,9 @@ export function neutralityFacts(profile: string, stock: LabRun, patched: LabRun)
     for (const k of [...keys].sort()) add(`node capacity ${k}`, st?.capacity?.[k], pt?.capacity?.[k]);
     const akeys = new Set([...Object.keys(st?.allocatable ?? {}), ...Object.keys(pt?.allocatable ?? {})]);
     for (const k of [...akeys].sort()) add(`node allocatable ${k}`, st?.allocatable?.[k], pt?.allocatable?.[k]);
-    // the kubelet's own version differs by design (stamped); boot and machine ids are the guest's
-    for (const k of ['architecture', 'operatingSystem', 'osImage', 'kernelVersion', 'containerRuntimeVersion', 'machineID', 'systemUUID', 'bootID']) add(`node nodeInfo ${k}`, st?.nodeInfo?.[k], pt?.nodeInfo?.[k]);
+    // Not compared: the kubelet's own version (stamped by design) and bootID, which lxcfs makes
+    // new for every container start (/proc/sys/kernel/random/boot_id), so two runs never share it.
+    for (const k of NODE_INFO_FACTS) add(`node nodeInfo ${k}`, st?.nodeInfo?.[k], pt?.nodeInfo?.[k]);
   }
   return out;
 }
