@@ -156,6 +156,13 @@ describe('hints name flags that exist', () => {
     expect(none.stderr).toMatch(/no usable container engine \(docker: not installed; podman: not installed\)/);
     expect(none.stderr).toContain('apt-get install -y docker.io');
     expect(none.stderr).not.toContain('--engine host');
+
+    // the docker CLI is there, its daemon is not (a socket nobody listens on): say how to start it
+    const down = await runCli(['builder-image', '--release', manifest, '--engine', 'docker'], { DOCKER_HOST: `unix://${path.join(root, 'no-dockerd.sock')}` });
+    expect(down.exitCode, down.stderr).toBe(1);
+    expect(down.stderr).toMatch(/no usable container engine \(docker: installed, but the engine does not answer\)/);
+    expect(down.stderr).toContain('Start the Docker engine: (dockerd > /var/log/dockerd.log 2>&1 &)');
+    expect(down.stderr).not.toContain('Cannot connect to the Docker daemon');
   });
 });
 

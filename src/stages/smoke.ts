@@ -12,8 +12,8 @@ import { CONFORMANCE_JUNIT, CONFORMANCE_TABLE, labVerdict, runLab, type LabL2Inp
 import { ensureL2Binaries } from '../lab/l2/binaries.js';
 import { loadConformanceList, testsOfTier, type ConformanceTier } from '../lab/l2/conformance.js';
 import { imageRefsFrom, type L2ImageRefs } from '../lab/l2/images.js';
-import { imageId } from '../lib/engine.js';
-import { StageError, type BuiltBinary, type SmokeCheck, type Stage, type StageContext, type StageOutputs } from './types.js';
+import { imageId, resolveEngine } from '../lib/engine.js';
+import { StageError, type BuildOutput, type BuiltBinary, type SmokeCheck, type Stage, type StageContext, type StageOutputs } from './types.js';
 
 export function hostArch(): string {
   return ({ x64: 'amd64', arm64: 'arm64' } as Record<string, string>)[os.arch()] ?? os.arch();
@@ -68,7 +68,7 @@ export const smokeStage: Stage<'smoke'> = {
     if (ctx.opts.smoke.patchTests) {
       const b = prev.build!;
       const { report, files } = await runPatchTests(ctx, {
-        engine: b.engine,
+        engine: await engineOfBuild(ctx, b.engine),
         image: b.builderImage,
         stockTree: prev.source!.tree,
         stockCommit: prev.source!.treeCommit,
@@ -97,6 +97,11 @@ export const smokeStage: Stage<'smoke'> = {
   },
 };
 
+/** The engine a build used, checked again: a build stage skipped as unchanged never asked it, and the daemon may have stopped since (a clear error, not docker's own). */
+async function engineOfBuild(ctx: StageContext, engine: BuildOutput['engine']): Promise<BuildOutput['engine']> {
+  return engine === 'host' ? engine : resolveEngine(engine, ctx.log, { hostAllowed: false });
+}
+
 /** Lab cache: shared by every work directory on the machine (the guest takes minutes to build). */
 export function labCacheDir(): string {
   return process.env.KUBELET_LXC_LAB_CACHE ?? path.join(os.homedir(), '.cache', 'kubelet-lxc', 'lab');
@@ -124,7 +129,7 @@ export async function runLabFor(ctx: StageContext, prev: StageOutputs, req: LabR
   if (req.level === 'L2') {
     const build = prev.build!;
     const source = prev.source!;
-    const engine = build.engine;
+    const engine = await engineOfBuild(ctx, build.engine);
     const image = engine === 'host' ? { ref: 'host', id: 'host' } : { ref: build.builderImage, id: (await imageId(engine, build.builderImage)) ?? build.builderImage };
     const bins = await ensureL2Binaries(ctx, {
       engine,
