@@ -2,8 +2,11 @@
 // expression ginkgo gets, JUnit as ginkgo writes it, node quantities, and how an L2 run is judged
 // and shown (a stock kubelet that never gets its node Ready is the negative control).
 import { describe, expect, it } from 'vitest';
-import { loadConformanceList, testsOfTier } from '../src/lab/l2/conformance.js';
-import { cpusetCount, E2E_SUITE_NAME, focusRegex, quantityBytes, type L2RunResult } from '../src/lab/l2/driver.js';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { loadConformanceList, NEEDS_KVM, testsOfTier } from '../src/lab/l2/conformance.js';
+import { cpusetCount, E2E_SUITE_NAME, focusRegex, l2RunPassed, quantityBytes, type L2RunResult } from '../src/lab/l2/driver.js';
 import { imageRefsFrom } from '../src/lab/l2/images.js';
 import { parseJunit } from '../src/lib/junit.js';
 import { withL2 } from '../src/lab/results.js';
@@ -25,6 +28,19 @@ describe('conformance list', () => {
     const all = [...list.included, ...list.excluded].map((t) => t.name);
     expect(new Set(all).size).toBe(all.length);
     for (const e of list.excluded) expect(list.reasons[e.reason], `${e.name}: ${e.reason}`).toBeTruthy();
+  });
+
+  it('holds back for KVM only full-tier tests, each saying why, and refuses one in the ci tier', () => {
+    const needKvm = list.included.filter((t) => t.needsKvm);
+    for (const t of needKvm) {
+      expect(t.tier, t.name).toBe('full');
+      expect(t.needsKvm!.length, t.name).toBeGreaterThan(40);
+    }
+    const bad = structuredClone(list);
+    bad.included.find((t) => t.tier === 'ci')!.needsKvm = 'too slow';
+    const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'conf-')), 'conformance.json');
+    writeFileSync(file, JSON.stringify(bad));
+    expect(() => loadConformanceList(file)).toThrow(/a test that needs KVM cannot be in the ci tier: /);
   });
 
   it('covers the kubelet paths the issue names in its CI tier', () => {
@@ -153,6 +169,18 @@ describe('judging an L2 run', () => {
     expect(withL2(l1Run({ kubelet: 'patched' }), undefined).passed).toBe(false);
   });
 
+  it('counts a test held back for KVM under TCG neither as a failure nor as a pass', () => {
+    const results = (...r: string[]) => ({ tier: 'full', results: r.map((result, i) => ({ name: `t${i}`, result, seconds: 1 })), seconds: 9, junit: null, exitCode: 0 });
+    const base = { ready: true, checks: [{ name: 'node Ready', ok: true, detail: '' }] };
+    expect(l2RunPassed({ ...base, conformance: results('passed', NEEDS_KVM) })).toBe(true);
+    expect(l2RunPassed({ ...base, conformance: results('passed', 'not run') })).toBe(false);
+    expect(l2RunPassed({ ...base, conformance: results('passed', 'failed', NEEDS_KVM) })).toBe(false);
+    // nothing ran: nothing is proven
+    expect(l2RunPassed({ ...base, conformance: results(NEEDS_KVM) })).toBe(false);
+    expect(l2RunPassed({ ...base, conformance: null })).toBe(true);
+    expect(l2RunPassed({ ...base, ready: false, conformance: null })).toBe(false);
+  });
+
   it('takes a stock kubelet whose node never gets Ready, with the upstream error, as the negative control; a Ready one breaks it', () => {
     const stockAll = withL2(l1Run({}), l2Result({ registered: false, ready: false, kubeletStarts: 12, kubeletExits: ['1', '1'], checks: [], conformance: null, passed: false }));
     const runs = [good('01-lxc-default-stock', 'lxc-default', 'stock'), good('02-lxc-default-patched', 'lxc-default', 'patched'), stockAll, good('04-all-patched', 'all', 'patched')];
@@ -191,6 +219,17 @@ describe('judging an L2 run', () => {
     expect(text).toMatch(/^conformance, 04-all-patched \(tier ci, 30 s\):$/m);
     expect(text).toMatch(/^ {2}t1\s+passed\s+20$/m);
     expect(text).toContain('L2: kine v0.16.4 on sqlite:///db');
+
+    // a test held back for KVM: shown as such, beside the count of those that ran
+    const held = withL2(l1Run({ id: '04-all-patched', profile: 'all', kubelet: 'patched', containerManagerStarted: true, containerManagerFailed: false, firstError: null }), l2Result({
+      conformance: { tier: 'full', results: [{ name: 't1', result: 'passed', seconds: 20 }, { name: 't2', result: NEEDS_KVM, seconds: 0, message: 'a 10m CPU limit' }], seconds: 30, junit: '/j.xml', exitCode: 0 },
+    }));
+    const withHeld = { ...base, runs: [runs[0]!, runs[1]!, stockAll, held] };
+    const text2 = renderReport({ ...withHeld, verdict: labVerdict(withHeld) } as LabReport);
+    expect(text2).toMatch(/^kubelet-lxc lab \(smoke L2: server node\): PASS$/m);
+    expect(text2).toMatch(/^all\s+patched\s+pass\s+pass\s+80 s\s+95 s\s+1\/1\s+1\/1 \(full\) \+1 needs KVM\s+0/m);
+    expect(text2).toMatch(/^ {2}t2\s+needs KVM\s+0$/m);
+    expect(text2).toContain('  t2: a 10m CPU limit');
   });
 });
 

@@ -21,7 +21,7 @@ import { labVerdict, neutralityFacts } from './verdict.js';
 import { driveL2Run, L2_BUDGETS, type L2RunResult } from './l2/driver.js';
 import { writeL2Images } from './l2/images.js';
 import { APISERVER_PORT, makeRunPki, NODE_IP, NODE_NAME, SERVICE_CIDR } from './l2/pki.js';
-import type { ConformanceTest } from './l2/conformance.js';
+import { NEEDS_KVM, type ConformanceTest } from './l2/conformance.js';
 
 export { labVerdict, type LabVerdict } from './verdict.js';
 export { LAB_PROFILE_IDS, loadProfiles, parseProfiles, compileProfile, type LabProfile } from './profiles.js';
@@ -388,6 +388,7 @@ export async function runLab(opts: LabOptions): Promise<LabReport> {
             procs: l2.procs ?? CONFORMANCE_PROCS,
             outDir: join(runsOut, r.id),
             conformance: r.conformance.length ? { tier: l2.conformance?.tier ?? 'custom', tests: r.conformance } : null,
+            accel,
             runEnded,
             log,
             signal,
@@ -595,7 +596,7 @@ export async function runLab(opts: LabOptions): Promise<LabReport> {
         .filter((r) => r.l2?.conformance)
         .map((r) => ({
           name: `${r.id} (Kubernetes ${kubeletInfo[r.kubelet].version.replace(/^Kubernetes /, '')}, profile ${r.profile})`,
-          cases: r.l2!.conformance!.results.map((t) => ({ name: t.name, status: (t.result === 'not run' ? 'skipped' : t.result) as JunitStatus, seconds: t.seconds, ...(t.message ? { message: t.message } : {}) })),
+          cases: r.l2!.conformance!.results.map((t) => ({ name: t.name, status: (t.result === 'not run' || t.result === NEEDS_KVM ? 'skipped' : t.result) as JunitStatus, seconds: t.seconds, ...(t.message ? { message: t.message } : {}) })),
         }));
       await writeFileAtomic(join(outDir, CONFORMANCE_JUNIT), writeJunit(suites));
       await writeFileAtomic(join(outDir, CONFORMANCE_TABLE), `${renderConformance(report)}\n`);

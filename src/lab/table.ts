@@ -1,4 +1,5 @@
 // The readable form of a lab report (lab-report.txt).
+import { NEEDS_KVM } from './l2/conformance.js';
 import type { LabReport, LabRun } from './types.js';
 
 const yes = (b: boolean): string => (b ? 'yes' : 'no');
@@ -75,7 +76,7 @@ export function renderL2Table(report: Pick<LabReport, 'profiles' | 'runs'>): str
         l2 ? (l2.registered ? `${l2.secondsToRegistered} s` : 'no') : '-',
         l2 ? (l2.ready ? `${l2.secondsToReady} s` : 'no') : '-',
         l2 && l2.checks.length ? `${l2.checks.filter((c) => c.ok).length}/${l2.checks.length}` : '-',
-        conf ? `${conf.results.filter((t) => t.result === 'passed').length}/${conf.results.length} (${conf.tier})` : '-',
+        conf ? conformanceCell(conf.results, conf.tier) : '-',
         l2 ? String(l2.kubeletExits.length) : '-',
         // a passing node logs errors while it registers: the column is for what stopped one
         r.passed ? '-' : shortError(r.firstError ?? l2?.problem ?? null),
@@ -83,6 +84,13 @@ export function renderL2Table(report: Pick<LabReport, 'profiles' | 'runs'>): str
     }
   }
   return pad(rows);
+}
+
+/** passed/run (tier), and how many were held back for KVM: a held test is never counted as passed. */
+function conformanceCell(results: { result: string }[], tier: string): string {
+  const held = results.filter((t) => t.result === NEEDS_KVM).length;
+  const passed = results.filter((t) => t.result === 'passed').length;
+  return `${passed}/${results.length - held} (${tier})${held ? ` +${held} ${NEEDS_KVM}` : ''}`;
 }
 
 /** One row per conformance test of each run that ran them: test, result, seconds. */

@@ -3,6 +3,7 @@
 // profile names one) and pass the ones that are not. A run that did not happen, or
 // whose profile could not be applied, proves nothing and is a problem too.
 import { klogMessage, logContains, MACHINE_FACTS } from './results.js';
+import { NEEDS_KVM } from './l2/conformance.js';
 import type { LabProfileSummary, LabReport, LabRun, NeutralityFact } from './types.js';
 
 export interface LabVerdict {
@@ -21,7 +22,7 @@ function whyFailed(r: LabRun): string {
     if (l2.kubeletExits.length) return `the kubelet exited ${l2.kubeletExits.length}x (codes ${l2.kubeletExits.join(', ')})${r.firstError ? `: ${r.firstError}` : ''}`;
     const bad = l2.checks.filter((c) => !c.ok);
     if (bad.length) return `checks failed: ${bad.map((c) => `${c.name} (${c.detail})`).join('; ')}`;
-    const failedTests = l2.conformance?.results.filter((t) => t.result !== 'passed') ?? [];
+    const failedTests = l2.conformance?.results.filter((t) => t.result !== 'passed' && t.result !== NEEDS_KVM) ?? [];
     if (failedTests.length) return `conformance: ${failedTests.length} of ${l2.conformance!.results.length} did not pass: ${failedTests.map((t) => `${t.name} (${t.result})`).join('; ')}`;
     return `run ended: ${r.endReason}`;
   }
