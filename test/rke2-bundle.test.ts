@@ -1,6 +1,7 @@
 // The kubelet-path bundle and its two installers (Node and the POSIX script inside the bundle),
 // run for real against temporary roots.
 import { chmod, copyFile, lstat, mkdir, mkdtemp, readFile, readdir, rm, stat, symlink, writeFile } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -198,6 +199,15 @@ describe('kubelet-path bundle', () => {
     await expect(
       buildKubeletPathBundle({ kubelet: otherArchKubelet, platform: HOST_PLATFORM, version: VERSION, rke2Version: RKE2, outDir: path.join(tmp, 'wrong'), mtime: MTIME }),
     ).rejects.toThrow(`is a ${OTHER_ARCH} executable, but it is packaged for ${HOST_PLATFORM}`);
+    // a script, and a file cut short inside the ELF header
+    const script = path.join(tmp, 'bin', 'kubelet-script');
+    await writeFile(script, '#!/bin/sh\necho kubelet\n');
+    const cut = path.join(tmp, 'bin', 'kubelet-cut');
+    await writeFile(cut, (await readFile(kubelet)).subarray(0, 40));
+    for (const f of [script, cut]) {
+      await expect(buildKubeletPathBundle({ kubelet: f, platform: HOST_PLATFORM, version: VERSION, rke2Version: RKE2, outDir: path.join(tmp, 'wrong2'), mtime: MTIME })).rejects.toThrow(`${f} is not an ELF executable`);
+    }
+    expect(existsSync(path.join(tmp, 'wrong2'))).toBe(false);
   });
 });
 

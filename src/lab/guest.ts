@@ -12,7 +12,7 @@ import { writeLabImages } from './images.js';
 import { hostDebianMirror } from './mirror.js';
 import { labFile } from './paths.js';
 import { run } from './proc.js';
-import { pidAlive } from '../lib/fsutil.js';
+import { exists, pidAlive } from '../lib/fsutil.js';
 
 export const GUEST_SUITE = 'trixie';
 export const GUEST_ARCH = 'amd64';
@@ -74,14 +74,6 @@ export async function guestKey(): Promise<string> {
   return h.digest('hex').slice(0, 16);
 }
 
-async function exists(p: string): Promise<boolean> {
-  try {
-    await stat(p);
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 const OWNER_FILE = '.owner';
 /** A directory of another PID namespace (another container on the same cache) is only abandoned when this old. */

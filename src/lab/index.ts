@@ -2,12 +2,10 @@
 // runc from Debian trixie), inside it one Proxmox-style LXC container per run, inside
 // that a standalone kubelet with one static pod, under each fault profile, for the
 // stock and the patched kubelet. See lab/README.md.
-import { createHash } from 'node:crypto';
-import { createReadStream } from 'node:fs';
 import { access, constants, copyFile, cp, link, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { spawnChild } from '../lib/exec.js';
-import { writeFileAtomic } from '../lib/fsutil.js';
+import { binaryVersion } from '../lib/exec.js';
+import { fileHash, writeFileAtomic } from '../lib/fsutil.js';
 import { claimDir, ensureGuest, ownerGone, type GuestImage } from './guest.js';
 import { labFile } from './paths.js';
 import { LabAbortError, have, run } from './proc.js';
@@ -68,12 +66,6 @@ export class LabSetupError extends Error {
   }
 }
 
-async function sha256File(p: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const chunk of createReadStream(p)) h.update(chunk as Buffer);
-  return h.digest('hex');
-}
-
 async function checkKubelets(k: LabOptions['kubelets']): Promise<void> {
   const missing: string[] = [];
   for (const kind of KUBELET_KINDS) {
@@ -98,8 +90,9 @@ async function checkHostTools(): Promise<void> {
 }
 
 async function kubeletVersion(path: string): Promise<string> {
-  const r = await spawnChild(path, ['--version'], { timeoutMs: 30_000 });
-  return String(r.stdout || r.stderr).trim().split('\n')[0] ?? 'unknown';
+  const v = await binaryVersion(path);
+  if (!v.ok) throw new LabSetupError(`${path} --version failed: ${v.out.split('\n').slice(-3).join(' ')}`);
+  return v.out.split('\n')[0] ?? 'unknown';
 }
 
 /** The last n non-empty lines of a text file ([] when it is missing). */
@@ -252,7 +245,7 @@ export async function runLab(opts: LabOptions): Promise<LabReport> {
 
   const kubeletInfo = {} as LabReport['kubelets'];
   for (const k of KUBELET_KINDS) {
-    kubeletInfo[k] = { path: kubelets[k], version: await kubeletVersion(kubelets[k]), sha256: await sha256File(kubelets[k]) };
+    kubeletInfo[k] = { path: kubelets[k], version: await kubeletVersion(kubelets[k]), sha256: await fileHash(kubelets[k]) };
   }
 
   // 2. the 9p share: runtime scripts, kubelets, the plan, and where results come back

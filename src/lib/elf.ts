@@ -1,6 +1,9 @@
-// Just enough ELF reading to tell a binary's architecture and whether it is statically linked.
+// Just enough ELF reading to tell a binary's architecture and whether it is statically linked:
+// the smoke test's L0 checks and the packagers' guard against shipping the wrong architecture.
 import { open } from 'node:fs/promises';
+import { archOf, type Platform } from '../manifest.js';
 
+/** e_machine to the Go architecture name */
 const MACHINES: Record<number, string> = { 62: 'amd64', 183: 'arm64', 3: '386', 40: 'arm', 243: 'riscv64', 21: 'ppc64le', 22: 's390x' };
 const PT_INTERP = 3;
 const PT_DYNAMIC = 2;
@@ -11,12 +14,13 @@ export interface ElfInfo {
   class: 64 | 32;
 }
 
+/** The ELF header and program headers of a file, or throws saying it is not an ELF executable. */
 export async function readElf(file: string): Promise<ElfInfo> {
   const fh = await open(file, 'r');
   try {
     const head = Buffer.alloc(64);
-    await fh.read(head, 0, 64, 0);
-    if (head.readUInt32BE(0) !== 0x7f454c46) throw new Error(`${file} is not an ELF binary`);
+    const { bytesRead } = await fh.read(head, 0, 64, 0);
+    if (bytesRead < 52 || head.readUInt32BE(0) !== 0x7f454c46) throw new Error(`${file} is not an ELF executable`);
     const is64 = head[4] === 2;
     const le = head[5] === 1;
     const u16 = (b: Buffer, o: number) => (le ? b.readUInt16LE(o) : b.readUInt16BE(o));
@@ -36,4 +40,11 @@ export async function readElf(file: string): Promise<ElfInfo> {
   } finally {
     await fh.close();
   }
+}
+
+/** Refuses to package a binary for a platform whose architecture it is not built for. */
+export async function assertElfArch(file: string, platform: Platform): Promise<void> {
+  const got = (await readElf(file)).arch;
+  const want = archOf(platform);
+  if (got !== want) throw new Error(`${file} is a ${got} executable, but it is packaged for ${platform}`);
 }

@@ -148,3 +148,13 @@ export function spawnChild(file: string, args: readonly string[], opts: ChildOpt
     stripFinalNewline: true,
   });
 }
+
+/** What a kubelet (or any binary) says to --version: never throws; ok is false when it cannot run. */
+export async function binaryVersion(binary: string): Promise<{ ok: boolean; out: string }> {
+  try {
+    const r = await run(binary, ['--version'], { reject: false, timeoutMs: 60_000 });
+    return { ok: r.exitCode === 0, out: r.all.trim() };
+  } catch (err) {
+    return { ok: false, out: (err as Error).message };
+  }
+}

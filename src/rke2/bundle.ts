@@ -8,7 +8,7 @@ import type { PackagedFile } from '../stages/types.js';
 import { fileHash, writeFileAtomic } from '../lib/fsutil.js';
 import { writeDeterministicTar, type TarEntry } from '../lib/tarball.js';
 import { renderKubeletPathDropIn } from './config.js';
-import { assertElfArch } from './elf.js';
+import { assertElfArch } from '../lib/elf.js';
 import {
   DROPIN_INSTALL_PATH,
   KUBELET_DROPIN_NAME,

@@ -15,7 +15,7 @@ export {
 export { installBundle, InstallError, RESTART_HINT, type InstallOptions, type InstallReport } from './install.js';
 export { renderKubeletPathDropIn, renderRuntimeImageDropIn, LXC_KUBELET_ARGS, LXC_KUBE_PROXY_ARGS, type LxcArg } from './config.js';
 export { readDockerArchive, readDockerArchiveConfig, writeDockerArchive, type ImageConfig, type DockerArchiveImage } from './docker-archive.js';
-export { elfArch, assertElfArch } from './elf.js';
+export { assertElfArch } from '../lib/elf.js';
 export {
   runtimeImageTag,
   runtimeImageFileBase,

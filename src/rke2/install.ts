@@ -7,7 +7,7 @@ import { chmod, copyFile, lstat, mkdir, mkdtemp, open, readFile, readlink, realp
 import os from 'node:os';
 import path from 'node:path';
 import { fileHash, exists } from '../lib/fsutil.js';
-import { run } from '../lib/exec.js';
+import { binaryVersion } from '../lib/exec.js';
 import type { Logger } from '../lib/progress.js';
 import { extractTar, listTar, unsafeMembers } from '../lib/tarball.js';
 import { acquireLock, LockBusyError } from '../lib/lock.js';
@@ -71,15 +71,6 @@ async function atomicCopy(src: string, dest: string, mode: number): Promise<void
     await rename(tmp, dest);
   } finally {
     await rm(tmp, { force: true });
-  }
-}
-
-async function kubeletVersion(binary: string): Promise<{ ok: boolean; out: string }> {
-  try {
-    const r = await run(binary, ['--version'], { reject: false, timeoutMs: 60_000 });
-    return { ok: r.exitCode === 0, out: r.all.trim() };
-  } catch (err) {
-    return { ok: false, out: (err as Error).message };
   }
 }
 
@@ -236,7 +227,7 @@ async function install(bundle: string, root: string, log: Logger, lockCreated: s
 
     const newKubelet = path.join(src, 'kubelet');
     await chmod(newKubelet, 0o755);
-    const pre = await kubeletVersion(newKubelet);
+    const pre = await binaryVersion(newKubelet);
     if (!pre.ok || pre.out !== `Kubernetes ${version}`) {
       throw new InstallError(`refusing ${bundle}: its kubelet --version gave '${pre.out}', expected 'Kubernetes ${version}' (wrong architecture?)`);
     }
@@ -295,7 +286,7 @@ async function install(bundle: string, root: string, log: Logger, lockCreated: s
     await atomicCopy(newDropin, D, 0o644);
     log.info(`installed ${kubeletPath}`);
     log.info(`installed ${dropinPath}`);
-    const post = await kubeletVersion(K);
+    const post = await binaryVersion(K);
     if (!post.ok || post.out !== `Kubernetes ${version}`) {
       log.warn(`the installed kubelet does not run ('${post.out}'): rolling back`);
       await rollback(root, log, []);
@@ -366,7 +357,7 @@ async function rollback(root: string, log: Logger, emptyDirs: string[]): Promise
   emptyDirs.push(...createdDirs);
   let version: string | undefined;
   if (kubeletWas) {
-    const v = await kubeletVersion(at(kubeletWas));
+    const v = await binaryVersion(at(kubeletWas));
     if (v.ok) version = v.out;
     else log.warn(`the restored kubelet ${kubeletWas} does not run: ${v.out}`);
   }

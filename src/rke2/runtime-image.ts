@@ -20,7 +20,7 @@ import { fileHash, writeFileAtomic } from '../lib/fsutil.js';
 import { listTar, normalMemberName, writeDeterministicTar, type TarEntry } from '../lib/tarball.js';
 import { renderRuntimeImageDropIn } from './config.js';
 import { readDockerArchive, readDockerArchiveConfig, writeDockerArchive, type ArchiveLayer, type ImageConfig } from './docker-archive.js';
-import { assertElfArch } from './elf.js';
+import { assertElfArch } from '../lib/elf.js';
 import { LABEL_PREFIX, RUNTIME_IMAGE_SNIPPET_NAME, STAND_IN_LABEL, parseImageRef, runtimeImageFileBase } from './names.js';
 
 /** What /bin of an rke2-runtime image holds (RKE2 docs); kubelet is the one replaced. */
