@@ -18,6 +18,16 @@ describe('exec seam', () => {
     expect(msg).not.toContain('ghp_SECRET');
   });
 
+  it('masks a given secret in the command and its output, also URL-encoded and in base64', async () => {
+    const secret = 'tok/en+with=chars';
+    const err = await run('sh', ['-c', 'echo "$1 $2 $3" >&2; exit 4', 'x', secret, encodeURIComponent(secret), Buffer.from(secret).toString('base64')], { secrets: [secret] }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(CommandError);
+    const msg = (err as Error).message;
+    expect(msg).toMatch(/exit 4/);
+    for (const form of [secret, encodeURIComponent(secret), Buffer.from(secret).toString('base64')]) expect(msg).not.toContain(form);
+    expect(msg).toContain('*** *** ***');
+  });
+
   it("Ctrl-C cancels every command started without a signal of its own; cleanup commands (signal: null) run to their end", async () => {
     const ctrl = new AbortController();
     cancelCommandsOn(ctrl.signal);

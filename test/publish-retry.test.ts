@@ -4,7 +4,8 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Octokit } from '@octokit/rest';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { classifyFailure, parseRetryAfter, scrub } from '../src/publish/github.js';
+import { classifyFailure, parseRetryAfter } from '../src/publish/github.js';
+import { maskSecrets } from '../src/lib/exec.js';
 
 let server: http.Server;
 let base = '';
@@ -69,7 +70,7 @@ describe('classifyFailure', () => {
   });
 });
 
-describe('parseRetryAfter and scrub', () => {
+describe('parseRetryAfter and maskSecrets', () => {
   it('reads seconds and HTTP dates', () => {
     expect(parseRetryAfter('2', 0)).toBe(2000);
     expect(parseRetryAfter('Thu, 01 Jan 1970 00:00:10 GMT', 4000)).toBe(6000);
@@ -79,6 +80,6 @@ describe('parseRetryAfter and scrub', () => {
   it('masks the token in plain, URL-encoded and base64 form', () => {
     const t = 'ghp_a+b/c=d';
     const text = `x ${t} y ${encodeURIComponent(t)} z ${Buffer.from(t).toString('base64')}`;
-    expect(scrub(text, [t])).toBe('x *** y *** z ***');
+    expect(maskSecrets(text, [t])).toBe('x *** y *** z ***');
   });
 });

@@ -41,9 +41,13 @@ export function redactUrls(text: string): string {
   return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^/@\s,|]+@/gi, '$1***@');
 }
 
-function mask(text: string, secrets: string[] | undefined): string {
+/** The one masking of secrets: the credentials of every URL, and each secret as given, URL-encoded and in base64 (as it appears in a Basic auth header). */
+export function maskSecrets(text: string, secrets: readonly string[] = []): string {
   let out = redactUrls(text);
-  for (const s of secrets ?? []) if (s) out = out.split(s).join('***');
+  for (const s of secrets) {
+    if (!s || s.length < 4) continue;
+    for (const form of new Set([s, encodeURIComponent(s), Buffer.from(s).toString('base64')])) out = out.split(form).join('***');
+  }
   return out;
 }
 
@@ -89,7 +93,7 @@ export async function run(file: string, args: readonly string[], opts: RunOption
     stderr: String(result.stderr ?? ''),
     all: String(result.all ?? ''),
   };
-  const cmd = mask([file, ...args].join(' '), opts.secrets);
+  const cmd = maskSecrets([file, ...args].join(' '), opts.secrets);
   if ((result as { isCanceled?: boolean }).isCanceled) {
     throw new CommandError(`interrupted: ${cmd}`, cmd, out.exitCode, out.stdout, out.stderr);
   }
@@ -100,7 +104,7 @@ export async function run(file: string, args: readonly string[], opts: RunOption
     throw new CommandError(`timed out after ${opts.timeoutMs} ms: ${cmd}`, cmd, out.exitCode, out.stdout, out.stderr);
   }
   if (out.exitCode !== 0 && opts.reject !== false) {
-    const tail = mask(out.all, opts.secrets).split('\n').slice(-25).join('\n');
+    const tail = maskSecrets(out.all, opts.secrets).split('\n').slice(-25).join('\n');
     throw new CommandError(`command failed (exit ${out.exitCode}): ${cmd}\n${tail}`, cmd, out.exitCode, out.stdout, out.stderr);
   }
   return out;

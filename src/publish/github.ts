@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { Octokit } from '@octokit/rest';
 import type { Logger } from '../lib/progress.js';
-import { redactUrls } from '../lib/exec.js';
+import { maskSecrets, redactUrls } from '../lib/exec.js';
 import { schemaProblems, z } from '../lib/schema.js';
 
 export interface RemoteRelease {
@@ -91,19 +91,9 @@ export class GitHubError extends Error {
   }
 }
 
-/** Mask a secret (and its URL-encoded form) everywhere in a text, and the credentials of every URL. */
-export function scrub(text: string, secrets: readonly string[]): string {
-  let out = redactUrls(text);
-  for (const s of secrets) {
-    if (!s || s.length < 4) continue;
-    for (const form of new Set([s, encodeURIComponent(s), Buffer.from(s).toString('base64')])) out = out.split(form).join('***');
-  }
-  return out;
-}
-
 /** A logger whose every line has the secrets masked. */
 export function scrubbingLogger(log: Logger, secrets: readonly string[]): Logger {
-  const s = (t: string) => scrub(t, secrets);
+  const s = (t: string) => maskSecrets(t, secrets);
   return {
     info: (t) => log.info(s(t)),
     warn: (t) => log.warn(s(t)),
@@ -284,7 +274,7 @@ export class GitHubClient {
     if (status === 401) hint = `: check ${this.tokenVariable} (bad or expired credentials)`;
     else if (status === 403) hint = ': the token lacks permission (it needs contents: write on the repository)';
     else if (status === 404) hint = `: check that ${this.owner}/${this.repo} exists and the token can see it`;
-    return new GitHubError(scrub(`GitHub ${operation} failed: ${reason}${hint}`, this.secrets), status, operation);
+    return new GitHubError(maskSecrets(`GitHub ${operation} failed: ${reason}${hint}`, this.secrets), status, operation);
   }
 
   /** An answer checked against the shape GitHub gives (a wrong GITHUB_API_URL, a proxy's page): never used unchecked. */

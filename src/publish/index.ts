@@ -16,4 +16,5 @@ export {
   type RemovedAsset,
 } from './publish.js';
 export { SUMS_NAME, readAssets, renderSums, compareSums } from './assets.js';
-export { GitHubError, scrub } from './github.js';
+export { GitHubError } from './github.js';
+export { maskSecrets } from '../lib/exec.js';

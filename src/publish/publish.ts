@@ -9,9 +9,9 @@
 import type { LoadedManifest } from '../manifest.js';
 import type { Logger } from '../lib/progress.js';
 import { isPrerelease } from '../lib/version.js';
-import { redactUrls } from '../lib/exec.js';
+import { maskSecrets, redactUrls } from '../lib/exec.js';
 import { AssetError, readAssets, SUMS_NAME, type LocalAsset } from './assets.js';
-import { DEFAULT_RETRY, GitHubClient, GitHubError, scrub, scrubbingLogger, type RemoteAsset, type RemoteRelease, type RetryPolicy } from './github.js';
+import { DEFAULT_RETRY, GitHubClient, GitHubError, scrubbingLogger, type RemoteAsset, type RemoteRelease, type RetryPolicy } from './github.js';
 
 export interface PublishOptions {
   manifest: LoadedManifest;
@@ -145,7 +145,7 @@ export async function runPublish(opts: PublishOptions): Promise<PublishReport> {
   } catch (err) {
     const msg = err instanceof Error ? err.message : String(err);
     // Every failure leaves as a PublishError whose message has the token masked, and no cause.
-    throw new PublishError(scrub(msg, secrets));
+    throw new PublishError(maskSecrets(msg, secrets));
   }
 }
 
