@@ -1,10 +1,11 @@
 // The kubelet-path bundle: per architecture, a tar.gz with the patched kubelet, the RKE2 config
 // drop-in that points kubelet-path at it, a README, a POSIX installer and the checksums.
-import { mkdir, mkdtemp, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { archOf, type Platform } from '../manifest.js';
 import type { PackagedFile } from '../stages/types.js';
+import { packagedFile } from './packaged.js';
 import { fileHash, writeFileAtomic } from '../lib/fsutil.js';
 import { writeDeterministicTar, type TarEntry } from '../lib/tarball.js';
 import { renderKubeletPathDropIn } from './config.js';
@@ -112,11 +113,6 @@ whole runtime image, so it must be replaced with every RKE2 upgrade.
 `;
 }
 
-async function packaged(file: string, kind: string, platform?: Platform): Promise<PackagedFile> {
-  const s = await stat(file);
-  return { path: file, name: path.basename(file), sha256: await fileHash(file), size: s.size, kind, ...(platform ? { platform } : {}) };
-}
-
 export async function buildKubeletPathBundle(opts: BundleOptions): Promise<PackagedFile[]> {
   const { platform, version, rke2Version, outDir, mtime } = opts;
   await assertElfArch(opts.kubelet, platform);
@@ -162,8 +158,8 @@ export async function buildKubeletPathBundle(opts: BundleOptions): Promise<Packa
   if ((await readFile(snippet, 'utf8').catch(() => undefined)) !== dropIn) await writeFileAtomic(snippet, dropIn);
 
   return [
-    await packaged(bundle, 'kubelet-path-bundle', platform),
-    await packaged(sumFile, 'checksum', platform),
-    await packaged(snippet, 'rke2-config-kubelet-path'),
+    await packagedFile(bundle, 'kubelet-path-bundle', platform),
+    await packagedFile(sumFile, 'checksum', platform),
+    await packagedFile(snippet, 'rke2-config-kubelet-path'),
   ];
 }

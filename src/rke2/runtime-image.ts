@@ -14,6 +14,7 @@ import { mkdir, mkdtemp, readFile, rename, rm, stat, writeFile } from 'node:fs/p
 import path from 'node:path';
 import { archOf, type Platform } from '../manifest.js';
 import type { PackagedFile } from '../stages/types.js';
+import { packagedFile } from './packaged.js';
 import type { Logger } from '../lib/progress.js';
 import { CommandError, run } from '../lib/exec.js';
 import { fileHash, writeFileAtomic } from '../lib/fsutil.js';
@@ -218,11 +219,6 @@ export async function isStandInImage(file: string, ref?: string): Promise<boolea
   return (await readRuntimeImageLabels(file, ref))[STAND_IN_LABEL] === 'true';
 }
 
-async function packaged(file: string, kind: string, platform?: Platform): Promise<PackagedFile> {
-  const s = await stat(file);
-  return { path: file, name: path.basename(file), sha256: await fileHash(file), size: s.size, kind, ...(platform ? { platform } : {}) };
-}
-
 export async function buildRuntimeImage(opts: RuntimeImageOptions): Promise<PackagedFile[]> {
   const { platform, log, mtime } = opts;
   const arch = archOf(platform);
@@ -300,9 +296,9 @@ export async function buildRuntimeImage(opts: RuntimeImageOptions): Promise<Pack
 
     const suffix = standIn ? '-stand-in' : '';
     return [
-      await packaged(plain, `rke2-runtime-image${suffix}`, platform),
-      await packaged(zst, `rke2-runtime-image-zstd${suffix}`, platform),
-      await packaged(snippet, `rke2-config-runtime-image${suffix}`),
+      await packagedFile(plain, `rke2-runtime-image${suffix}`, platform),
+      await packagedFile(zst, `rke2-runtime-image-zstd${suffix}`, platform),
+      await packagedFile(snippet, `rke2-config-runtime-image${suffix}`),
     ];
   } finally {
     await rm(work, { recursive: true, force: true });

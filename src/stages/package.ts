@@ -1,19 +1,16 @@
 // package: what operators download. Per platform a deterministic kubelet tarball with sha256
 // and sha512 sums, and aggregate sums over everything in dist/.
 import path from 'node:path';
-import { readFile, readdir, stat } from 'node:fs/promises';
+import { readFile, readdir } from 'node:fs/promises';
 import { buildDirAtomic, exists, fileHash, writeFileAtomic } from '../lib/fsutil.js';
 import { writeDeterministicTar } from '../lib/tarball.js';
 import { PROJECT_ROOT, archOf } from '../manifest.js';
 import { hasCommand, run } from '../lib/exec.js';
 import { makeSpdxSbom, moduleHashesFromGoSum } from '../sbom.js';
 import { buildKubeletPathBundle, buildRuntimeImage, parseImageRef, resolvesNowhere, runtimeImageTag, RUNTIME_IMAGE_REPO } from '../rke2/index.js';
+import { packagedFile } from '../rke2/packaged.js';
 import { StageError, type PackagedFile, type Stage, type StageContext, type StageOutputs } from './types.js';
 
-async function describe(dir: string, name: string, kind: string, platform?: PackagedFile['platform']): Promise<PackagedFile> {
-  const p = path.join(dir, name);
-  return { path: p, name, kind, platform, sha256: await fileHash(p), size: (await stat(p)).size };
-}
 
 export const packageStage: Stage<'package'> = {
   name: 'package',
@@ -128,7 +125,7 @@ export async function describeDist(dir: string): Promise<PackagedFile[]> {
         : n.endsWith('.spdx.json') ? 'sbom'
         : n.endsWith('.yaml') ? 'rke2-config'
         : /sum/i.test(n) ? 'checksums' : 'file';
-      return describe(dir, n, kind, arch ? (`linux/${arch}` as PackagedFile['platform']) : undefined);
+      return packagedFile(path.join(dir, n), kind, arch ? (`linux/${arch}` as PackagedFile['platform']) : undefined);
     }),
   );
 }
