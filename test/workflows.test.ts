@@ -260,3 +260,21 @@ describe('one setup for every CI', () => {
     expect(problems).toEqual([]);
   });
 });
+
+describe('the fast tier', () => {
+  it('npm run test:unit lists only tests that start no engine, Go or kubelet, and npm test runs every test file', async () => {
+    const { UNIT_TEST_FILES } = await import('../vitest.unit.config.js');
+    const pkg = JSON.parse(await readFile(path.join(PROJECT_ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
+    expect(pkg.scripts['test:unit']).toBe('vitest run --config vitest.unit.config.ts');
+    // npm test: the default config, which holds the fast tier and the engine tier
+    expect(pkg.scripts.test).toMatch(/&& vitest run$/);
+    const heavy = /['"](docker|podman|go|skopeo)['"]|requireTool\(|buildFakeKubelet\(|ensureBuilderImage\(|runPipeline\(/;
+    const bad: string[] = [];
+    for (const f of UNIT_TEST_FILES) {
+      const text = await readFile(path.join(PROJECT_ROOT, f), 'utf8');
+      const hit = text.split('\n').findIndex((l) => heavy.test(l));
+      if (hit >= 0) bad.push(`${f}:${hit + 1}: ${text.split('\n')[hit]!.trim()}`);
+    }
+    expect(bad).toEqual([]);
+  });
+});
