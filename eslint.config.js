@@ -1,4 +1,5 @@
-// Lint config: typescript-eslint's recommended rules over the orchestrator, its tests and scripts.
+// Lint config: typescript-eslint's recommended rules over the orchestrator, its tests and scripts,
+// and the type-aware promise rules over src and test.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
@@ -18,6 +19,16 @@ export default tseslint.config(
   {
     rules: {
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_', varsIgnorePattern: '^_' }],
+    },
+  },
+  {
+    // type-aware: a promise nobody awaits is a stage that ends before its work, or an error lost
+    files: ['src/**/*.ts', 'test/**/*.ts'],
+    languageOptions: { parserOptions: { projectService: true, tsconfigRootDir: import.meta.dirname } },
+    rules: {
+      '@typescript-eslint/no-floating-promises': 'error',
+      '@typescript-eslint/no-misused-promises': 'error',
+      '@typescript-eslint/await-thenable': 'error',
     },
   },
 );
