@@ -1,3 +1,4 @@
+# shellcheck shell=sh
 # L2 part of the lab container's PID 1 (sourced by ct-init.sh once containerd runs with the
 # images imported): the container becomes an RKE2-style *server* node. kine serves the cluster
 # state from a SQLite file (RKE2's datastore with disable-etcd and a sqlite:// endpoint), the

@@ -2,7 +2,7 @@
 // scripts/lint-workflows.sh), a negative control that the linter really finds faults, the
 // release workflow's shape (permissions, triggers, matrix, provenance), and its SHA256SUMS step
 // run for real against what the publisher accepts.
-import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
@@ -276,5 +276,22 @@ describe('the fast tier', () => {
       if (hit >= 0) bad.push(`${f}:${hit + 1}: ${text.split('\n')[hit]!.trim()}`);
     }
     expect(bad).toEqual([]);
+  });
+});
+
+describe('shell scripts', () => {
+  it('shellcheck finds no warning in the lab, the installer and the CI scripts', async () => {
+    const files = [
+      ...(await readdir(path.join(PROJECT_ROOT, 'lab'))).filter((f) => f.endsWith('.sh')).map((f) => `lab/${f}`),
+      ...(await readdir(path.join(PROJECT_ROOT, 'scripts'))).filter((f) => f.endsWith('.sh')).map((f) => `scripts/${f}`),
+      'src/rke2/install.sh',
+    ];
+    expect(files.length).toBeGreaterThanOrEqual(6);
+    const r = await execa('shellcheck', ['--severity=warning', '--format=gcc', ...files], { cwd: PROJECT_ROOT, reject: false, all: true });
+    expect(r.exitCode, r.all).toBe(0);
+    // negative control: the same check does see a real fault
+    const bad = await execa('shellcheck', ['--severity=warning', '--shell=sh', '-'], { input: 'rm -rf $1/*\n[ $x == y ]\n', reject: false, all: true });
+    expect(bad.exitCode).toBe(1);
+    expect(bad.all).toMatch(/SC2115|SC3014|SC2086/);
   });
 });
