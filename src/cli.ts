@@ -14,12 +14,11 @@ import { ensureBuilderImage, resolveEngine } from './lib/engine.js';
 import { ManifestError } from './manifest.js';
 import { cancelCommandsOn, CommandError, redactUrls } from './lib/exec.js';
 import { pinRelease } from './pin.js';
-import { readdir } from 'node:fs/promises';
 import { acquireLock, LockBusyError, type HeldLock } from './lib/lock.js';
 import { selectProfiles, loadProfiles } from './lab/profiles.js';
 import { runLabFor } from './stages/smoke.js';
 import { runPublish, formatReport, PublishError } from './publish/index.js';
-import { installBundle, InstallError, isStandInImage, RUNTIME_IMAGE_REPO, type InstallReport } from './rke2/index.js';
+import { installBundle, InstallError, RUNTIME_IMAGE_REPO, type InstallReport } from './rke2/index.js';
 import { KVM_ENV, KVM_MODES, kvmModeFrom, LAB_LEVELS, LabSetupError, type LabLevel } from './lab/index.js';
 import { CONFORMANCE_TIERS, type ConformanceTier } from './lab/l2/conformance.js';
 
@@ -402,8 +401,7 @@ program
     if (!f.repo) throw new StageError('--repo owner/name is required (or set GITHUB_REPOSITORY)', 'cli');
     const manifest = resolveManifest(f.release);
     const distDir = path.join(path.resolve(f.workdir), 'out', manifest.id, 'dist');
-    await refuseStandIn(distDir, f.allowStandIn || f.dryRun);
-    const report = await runPublish({ manifest, distDir, repo: f.repo, replace: f.replace, dryRun: f.dryRun, log: createLogger({ json: f.json }), env: process.env, signal: controller.signal });
+    const report = await runPublish({ manifest, distDir, repo: f.repo, replace: f.replace, dryRun: f.dryRun, allowStandIn: f.allowStandIn, log: createLogger({ json: f.json }), env: process.env, signal: controller.signal });
     print(f.json, report, () => formatReport(report));
   });
 
@@ -428,16 +426,6 @@ function formatInstallReport(r: InstallReport): string {
     return lines.join('\n');
   }
   return `${r.action}: ${r.kubeletPath} (${r.kubeletVersion})`;
-}
-
-/** A runtime image built on the generated stand-in base must never reach a release. */
-async function refuseStandIn(distDir: string, allowed: boolean): Promise<void> {
-  const names = await readdir(distDir).catch(() => [] as string[]);
-  for (const n of names.filter((x) => /^rke2-runtime-v.*\.linux-[a-z0-9]+\.tar$/.test(x))) {
-    if ((await isStandInImage(path.join(distDir, n))) && !allowed) {
-      throw new StageError(`${n} was built on a STAND-IN base image (no rancher/rke2-runtime was available): rebuild with --base-image-archive <docker-archive of the real image> before publishing`, 'cli');
-    }
-  }
 }
 
 /** What main prints for a failure: the message (URLs redacted), the stage it came from, the fix when known. */

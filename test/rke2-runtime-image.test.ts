@@ -2,7 +2,7 @@
 // the real consumers: docker load, skopeo, containerd's ctr import, and RKE2's own loader/extractor
 // (wharfie + go-containerregistry, built from test/helpers/rke2-extract).
 import { randomBytes } from 'node:crypto';
-import { copyFile, mkdtemp, readFile, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -11,6 +11,8 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PLATFORMS, archOf, type Platform } from '../src/manifest.js';
 import { extractTarMembers, listTar, writeDeterministicTar } from '../src/lib/tarball.js';
 import type { PackagedFile } from '../src/stages/types.js';
+import { startFakeGitHub } from './helpers/fake-github.js';
+import { makeFixture, newToken, OWNER, publishCli, REPO, TAG as TAG_PUBLISHED } from './publish-harness.js';
 import {
   KUBELET_DROPIN_NAME,
   RKE2_MAX_ZSTD_WINDOW,
@@ -340,6 +342,40 @@ describe('base image', () => {
     const snippet = await readFile(files[2]!.path, 'utf8');
     expect(snippet.split('\n')[0]).toContain('STAND-IN IMAGE');
     expect(snippet).toContain(`runtime-image: ${TARGET_REF}\n`);
+
+    // publish refuses it, under the names the package stage writes and under any other name
+    const fx = await makeFixture({ bigBytes: 1024 });
+    const token = newToken();
+    const gh = await startFakeGitHub({ token, owner: OWNER, repo: REPO });
+    try {
+      for (const f of files) await copyFile(f.path, path.join(fx.dist, f.name));
+      const image = files[0]!.name;
+      expect(image).toMatch(/^rke2-runtime-v[^/]+\.linux-amd64\.tar$/);
+      const refused = await publishCli(fx, gh, token, []);
+      expect(refused.exitCode, refused.all).toBe(1);
+      expect(refused.stderr).toContain(`${image} was built on a STAND-IN base image`);
+      expect(refused.stderr).toContain('--base-image-archive');
+      expect(gh.requests.filter((q) => q.method !== 'GET')).toEqual([]);
+
+      const renamed = 'runtime.tar';
+      await rename(path.join(fx.dist, image), path.join(fx.dist, renamed));
+      const again = await publishCli(fx, gh, token, []);
+      expect(again.exitCode, again.all).toBe(1);
+      expect(again.stderr).toContain(`${renamed} was built on a STAND-IN base image`);
+
+      const dry = await publishCli(fx, gh, token, ['--dry-run']);
+      expect(dry.exitCode, dry.all).toBe(0);
+      expect(dry.all).toContain(`a real publish would refuse: ${renamed} was built on a STAND-IN base image`);
+      expect(gh.requests.filter((q) => q.method !== 'GET')).toEqual([]);
+
+      // the fixture's other .tar files are random bytes, not images: no false alarm; --allow-stand-in publishes
+      const allowed = await publishCli(fx, gh, token, ['--allow-stand-in']);
+      expect(allowed.exitCode, allowed.all).toBe(0);
+      expect(gh.releases.find((r) => r.tag_name === TAG_PUBLISHED)?.assets.map((a) => a.name)).toContain(renamed);
+    } finally {
+      await gh.close();
+      await fx.cleanup();
+    }
   });
 
   it('accepts base archives written by docker save and by skopeo copy', async () => {

@@ -10,6 +10,7 @@ import type { LoadedManifest } from '../manifest.js';
 import type { Logger } from '../lib/progress.js';
 import { isPrerelease } from '../lib/version.js';
 import { maskSecrets, redactUrls } from '../lib/exec.js';
+import { standInImages } from './stand-in.js';
 import { AssetError, readAssets, SUMS_NAME, type LocalAsset } from './assets.js';
 import { DEFAULT_RETRY, GitHubClient, GitHubError, scrubbingLogger, type RemoteAsset, type RemoteRelease, type RetryPolicy } from './github.js';
 
@@ -24,6 +25,8 @@ export interface PublishOptions {
   /** Where GITHUB_TOKEN / GH_TOKEN, GITHUB_API_URL and the retry knobs are read from. */
   env: NodeJS.ProcessEnv;
   signal?: AbortSignal;
+  /** publish runtime images built on the stand-in base anyway (tests only; never a real release) */
+  allowStandIn?: boolean;
 }
 
 export type AssetAction = 'uploaded' | 'skipped' | 'replaced' | 'planned';
@@ -171,6 +174,13 @@ async function publish(opts: PublishOptions, token: string, log: Logger): Promis
   }
   for (const i of local.ignored) log.warn(`not publishing ${i.name}: ${i.why}`);
   const assets = local.assets;
+  const standIn = await standInImages(distDir);
+  if (standIn.length && !opts.allowStandIn) {
+    const what = `${standIn.join(', ')} ${standIn.length > 1 ? 'were' : 'was'} built on a STAND-IN base image (no rancher/rke2-runtime was available): rebuild with --base-image-archive <docker-archive of the real image> before publishing`;
+    // a dry run shows the plan, and says the real run would refuse
+    if (!dryRun) throw new PublishError(what);
+    log.warn(`a real publish would refuse: ${what}`);
+  }
 
   const report: PublishReport = {
     repo: opts.repo,
