@@ -400,7 +400,8 @@ program
   .action(async (f: { release?: string; workdir: string; repo?: string; replace: boolean; allowStandIn: boolean; dryRun: boolean; json: boolean }) => {
     if (!f.repo) throw new StageError('--repo owner/name is required (or set GITHUB_REPOSITORY)', 'cli');
     const manifest = resolveManifest(f.release);
-    const distDir = path.join(path.resolve(f.workdir), 'out', manifest.id, 'dist');
+    const workdir = path.resolve(f.workdir);
+    const distDir = workPaths({ workdir, cacheDir: path.join(workdir, 'cache') }, manifest).dist;
     const report = await runPublish({ manifest, distDir, repo: f.repo, replace: f.replace, dryRun: f.dryRun, allowStandIn: f.allowStandIn, log: createLogger({ json: f.json }), env: process.env, signal: controller.signal });
     print(f.json, report, () => formatReport(report));
   });

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ManifestError, listManifests, parseManifest, resolveManifest } from '../src/manifest.js';
 import { runCli } from './helpers/fixture.js';
+import { goMinorAtLeast } from '../src/lib/version.js';
 
 const valid = {
   schema: 1,
@@ -105,5 +106,17 @@ describe('kine version for pin', () => {
     expect(kineVersionFor('v1.99.0+rke2r1', 'v0.99.0')).toBe('v0.99.0');
     expect(() => kineVersionFor('v1.99.0+rke2r1', undefined)).toThrow(/which kine RKE2 v1\.99\.0\+rke2r1 runs is not known here: pass --kine <version>/);
     expect(() => kineVersionFor('v1.36.4+rke2r1', '0.16')).toThrow('--kine must be a kine release such as v0.16.4, got "0.16"');
+  });
+});
+
+describe('Go versions', () => {
+  it('compare by minor: a newer or equal minor is enough, whatever its patch or pre-release', () => {
+    expect(goMinorAtLeast('1.26.5', '1.26.7')).toBe(true);
+    expect(goMinorAtLeast('1.26', '1.26.7')).toBe(true);
+    expect(goMinorAtLeast('1.27rc1', '1.26.7')).toBe(true);
+    expect(goMinorAtLeast('2.0.0', '1.26.7')).toBe(true);
+    expect(goMinorAtLeast('1.25.9', '1.26.0')).toBe(false);
+    expect(goMinorAtLeast('1.9', '1.26')).toBe(false);
+    expect(goMinorAtLeast('devel', '1.26')).toBe(false);
   });
 });

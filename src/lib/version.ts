@@ -1,4 +1,5 @@
-// The one seam to semver: Kubernetes and stamp versions ("v1.36.4", "v1.36.4+rke2r1").
+// The one seam to semver: Kubernetes and stamp versions ("v1.36.4", "v1.36.4+rke2r1"), and Go
+// versions compared by their minor ("1.26", "1.26.5", "1.27rc1").
 import semver from 'semver';
 
 export interface VersionParts {
@@ -26,4 +27,12 @@ export function compareVersionsDesc(a: string, b: string): number {
 
 export function isPrerelease(version: string): boolean {
   return (semver.prerelease(version) ?? []).length > 0;
+}
+
+/** Whether Go version `have` (e.g. "1.26.5", "1.27rc1") is at least the minor of `want` (e.g. "1.26.7" or "1.26"). */
+export function goMinorAtLeast(have: string, want: string): boolean {
+  const h = semver.coerce(have);
+  const w = semver.coerce(want);
+  if (!h || !w) return false;
+  return semver.gte(`${h.major}.${h.minor}.0`, `${w.major}.${w.minor}.0`);
 }

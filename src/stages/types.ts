@@ -49,7 +49,8 @@ export interface WorkPaths {
   reports: string;
 }
 
-export function workPaths(opts: PipelineOptions, manifest: LoadedManifest): WorkPaths {
+/** Every place under the work directory, for one release (publish, which runs no stage, reads its dist from here too). */
+export function workPaths(opts: Pick<PipelineOptions, 'workdir' | 'cacheDir'>, manifest: Pick<LoadedManifest, 'id'>): WorkPaths {
   const rel = path.join(manifest.id);
   const out = path.join(opts.workdir, 'out', rel);
   return {
