@@ -8,8 +8,7 @@ import { PLATFORMS, PROJECT_ROOT, listManifests, resolveManifest, type LoadedMan
 import { createLogger, type Logger } from './lib/progress.js';
 import { runPipeline, selectStages } from './runner.js';
 import { STAGE_NAMES, StageError, workPaths, type PipelineOptions, type SourceKind, type StageContext, type StageName } from './stages/types.js';
-import { git } from './lib/git.js';
-import { requireGit } from './stages/source.js';
+import { chooseSource } from './stages/source.js';
 import { ensureBuilderImage, resolveEngine } from './lib/engine.js';
 import { ManifestError } from './manifest.js';
 import { cancelCommandsOn, CommandError, redactUrls } from './lib/exec.js';
@@ -153,37 +152,6 @@ function parsePositiveInt(v: string, name: string): number {
 }
 
 /** --source auto: git when the manifest has a verified commit and the remote answers, else the module proxy. */
-async function resolveSource(flags: CommonFlags, manifest: LoadedManifest, log: Logger): Promise<SourceKind> {
-  if (flags.source !== 'auto') return flags.source;
-  const m = manifest.data;
-  if (!m.kubernetes.commit) {
-    log.info(`source: ${manifest.id} has no verified commit SHA, using the Go module proxy`);
-    return 'goproxy';
-  }
-  if (m.source.default === 'goproxy' && !flags.sourceUrl) {
-    log.info('source: the manifest prefers the Go module proxy');
-    return 'goproxy';
-  }
-  const url = flags.sourceUrl ?? m.source.git.url;
-  await requireGit();
-  const probe = await git(process.cwd(), ['ls-remote', '--tags', '--', url, `refs/tags/${m.kubernetes.version}`], { reject: false, env: { GIT_HTTP_LOW_SPEED_LIMIT: '1000', GIT_HTTP_LOW_SPEED_TIME: '15' } });
-  if (probe.exitCode === 0) {
-    log.info(`source: git (${redactUrls(url)})`);
-    return 'git';
-  }
-  // git's own words: its fatal lines, not only the last (which is mostly "Could not read from remote repository")
-  const said = redactUrls(probe.stderr.trim().split('\n').filter((l) => /^(fatal|error):/.test(l)).join(' ') || probe.stderr.trim().split('\n').pop() || 'no answer');
-  const dubious = /detected dubious ownership in repository at '([^']+)'/.exec(probe.stderr);
-  if (dubious) {
-    // a problem of this machine, not of the network: falling back would hide it
-    const hint = `git config --global --add safe.directory ${dubious[1]}`;
-    throw new StageError(`git refuses ${redactUrls(url)}: ${said}. The mirror belongs to another user; if you trust it: ${hint} (or use --source goproxy)`, 'source', { hint });
-  }
-  if (!m.source.goproxy) throw new StageError(`cannot reach ${redactUrls(url)} (git said: ${said}) and ${manifest.file} has no goproxy pins`, 'source');
-  log.info(`source: ${redactUrls(url)} is not reachable (git said: ${said}); using the Go module proxy instead`);
-  return 'goproxy';
-}
-
 async function makeContext(flags: CommonFlags, log: Logger): Promise<StageContext> {
   const manifest = resolveManifest(flags.release);
   const workdir = path.resolve(flags.workdir);
@@ -201,7 +169,7 @@ async function makeContext(flags: CommonFlags, log: Logger): Promise<StageContex
     platforms,
     engine: flags.engine,
     builderBase: flags.builderBase,
-    sourceKind: await resolveSource(flags, manifest, log),
+    sourceKind: await chooseSource(flags.source, manifest, flags.sourceUrl, log),
     sourceUrl: flags.sourceUrl,
     goproxy: flags.goproxy,
     workdir,

@@ -6,8 +6,9 @@ import { git, headCommit } from '../lib/git.js';
 import { goEnv, goModDownload, hashGoMod, hashModuleDir, type DownloadedModule } from '../lib/gomod.js';
 import { redactUrls, run } from '../lib/exec.js';
 import { goMinorAtLeast } from '../lib/version.js';
-import { PROJECT_ROOT, type ModulePin } from '../manifest.js';
-import { StageError, type SourceOutput, type Stage, type StageContext } from './types.js';
+import { PROJECT_ROOT, type LoadedManifest, type ModulePin } from '../manifest.js';
+import { StageError, type SourceKind, type SourceOutput, type Stage, type StageContext } from './types.js';
+import type { Logger } from '../lib/progress.js';
 
 function epochOf(iso: string): number {
   return Math.floor(new Date(iso).getTime() / 1000);
@@ -295,4 +296,40 @@ async function checkSumDb(ctx: StageContext, mods: ModulePin[], proxy: string | 
     return `checksum database: could not confirm ${bad.length} of ${mods.length} modules (${bad[0]!.Error!.split('\n')[0]}); those are verified against the manifest pins only`;
   }
   return `checksum database: confirmed all ${mods.length} module hashes`;
+}
+
+/**
+ * --source auto decided here, where the source lives: the git tag when the manifest has a verified
+ * commit and the remote answers, else the Go module proxy (saying why). git's own error is shown,
+ * and a local git problem (a mirror owned by another user) stops the run instead of falling back.
+ */
+export async function chooseSource(wanted: SourceKind | 'auto', manifest: LoadedManifest, sourceUrl: string | undefined, log: Logger): Promise<SourceKind> {
+  if (wanted !== 'auto') return wanted;
+  const m = manifest.data;
+  if (!m.kubernetes.commit) {
+    log.info(`source: ${manifest.id} has no verified commit SHA, using the Go module proxy`);
+    return 'goproxy';
+  }
+  if (m.source.default === 'goproxy' && !sourceUrl) {
+    log.info('source: the manifest prefers the Go module proxy');
+    return 'goproxy';
+  }
+  const url = sourceUrl ?? m.source.git.url;
+  await requireGit();
+  const probe = await git(process.cwd(), ['ls-remote', '--tags', '--', url, `refs/tags/${m.kubernetes.version}`], { reject: false, env: { GIT_HTTP_LOW_SPEED_LIMIT: '1000', GIT_HTTP_LOW_SPEED_TIME: '15' } });
+  if (probe.exitCode === 0) {
+    log.info(`source: git (${redactUrls(url)})`);
+    return 'git';
+  }
+  // git's own words: its fatal lines, not only the last (which is mostly "Could not read from remote repository")
+  const said = redactUrls(probe.stderr.trim().split('\n').filter((l) => /^(fatal|error):/.test(l)).join(' ') || probe.stderr.trim().split('\n').pop() || 'no answer');
+  const dubious = /detected dubious ownership in repository at '([^']+)'/.exec(probe.stderr);
+  if (dubious) {
+    // a problem of this machine, not of the network: falling back would hide it
+    const hint = `git config --global --add safe.directory ${dubious[1]}`;
+    throw new StageError(`git refuses ${redactUrls(url)}: ${said}. The mirror belongs to another user; if you trust it: ${hint} (or use --source goproxy)`, 'source', { hint });
+  }
+  if (!m.source.goproxy) throw new StageError(`cannot reach ${redactUrls(url)} (git said: ${said}) and ${manifest.file} has no goproxy pins`, 'source');
+  log.info(`source: ${redactUrls(url)} is not reachable (git said: ${said}); using the Go module proxy instead`);
+  return 'goproxy';
 }
