@@ -26,7 +26,50 @@ export async function readSiteTests(patchesDir: string): Promise<SiteTests> {
   const file = path.join(patchesDir, 'site-tests.json');
   const parsed = schemaProblems(siteTestsSchema, JSON.parse(await readFile(file, 'utf8')));
   if (!parsed.value) throw new StageError(`invalid ${file}: ${parsed.problems.join('; ')}`, 'smoke');
+  const drift = await siteTestsDrift(patchesDir, parsed.value);
+  if (drift.length) throw new StageError(`${file} does not match the series:\n  ${drift.join('\n  ')}`, 'smoke');
   return parsed.value;
+}
+
+/**
+ * What in site-tests.json no longer matches the series: a patch it names that `series` does not
+ * list, a test file no patch adds, a file outside the entry's dir, or a run/same pattern that
+ * matches no test function the series adds there. (The one check of the file, in place of the
+ * scripts that once generated it.)
+ */
+export async function siteTestsDrift(patchesDir: string, spec: SiteTests): Promise<string[]> {
+  const series = (await readFile(path.join(patchesDir, 'series'), 'utf8')).split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  const problems: string[] = [];
+  for (const p of spec.seams) if (!series.includes(p)) problems.push(`seam ${p} is not in series`);
+  // the lines each patch adds, per file it touches
+  const added = new Map<string, string[]>();
+  for (const p of series) {
+    let file: string | undefined;
+    for (const line of (await readFile(path.join(patchesDir, p), 'utf8')).split('\n')) {
+      if (line.startsWith('+++ ')) {
+        file = line === '+++ /dev/null' ? undefined : line.slice(4).replace(/^b\//, '');
+        if (file && !added.has(file)) added.set(file, []);
+      } else if (file && line.startsWith('+')) added.get(file)!.push(line.slice(1));
+    }
+  }
+  for (const s of spec.siteTests) {
+    const label = `site ${s.site} (${s.patch})`;
+    if (!series.includes(s.patch)) problems.push(`${label}: the patch is not in series`);
+    const funcs: string[] = [];
+    for (const f of s.testFiles) {
+      if (path.posix.dirname(f) !== s.dir) problems.push(`${label}: ${f} is not in ${s.dir}`);
+      const lines = added.get(f);
+      if (!lines) problems.push(`${label}: no patch of the series adds ${f}`);
+      for (const l of lines ?? []) {
+        const m = /^func (Test\w+)\(t \*testing\.T\)/.exec(l);
+        if (m) funcs.push(m[1]!);
+      }
+    }
+    for (const [what, re] of [['run', s.run], ['same', s.same]] as const) {
+      if (!funcs.some((n) => new RegExp(re).test(n))) problems.push(`${label}: ${what} pattern ${re} matches no test function in ${s.testFiles.join(', ')}`);
+    }
+  }
+  return problems;
 }
 
 /** The `go test -run` pattern for the stock tree: every site test and every same-as-stock test. */

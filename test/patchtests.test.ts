@@ -1,11 +1,11 @@
 // The stock-vs-patched verdict: parsing real `go test -json` output and judging the matrix,
 // and (pure, from synthetic `go test -json` lines) the same-as-stock comparison.
 import { describe, expect, it } from 'vitest';
-import { mkdtemp, writeFile, mkdir, rm } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, writeFile, mkdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { compareSame, judgeMatrix, parseGoTestJson, formatMatrix, readSiteTests, stockRunPattern, type SiteTests } from '../src/patchtests.js';
+import { compareSame, judgeMatrix, parseGoTestJson, formatMatrix, readSiteTests, siteTestsDrift, stockRunPattern, type SiteTests } from '../src/patchtests.js';
 import { PROJECT_ROOT } from '../src/manifest.js';
 
 /** A real Go module with a passing, a failing and a non-compiling package, run by the real go test. */
@@ -98,7 +98,34 @@ describe('patch test matrix', () => {
     const sites = new Set(st.siteTests.map((s) => s.site));
     for (const s of ['A', 'B', 'C', 'H', 'I']) expect(sites.has(s), `fatal site ${s} is covered`).toBe(true);
     for (const s of st.siteTests) expect(s.same, `site ${s.site} (${s.patch}) has same-as-stock tests`).toBe(`^TestLXCSame${s.site}_`);
+    expect(await siteTestsDrift(path.join(PROJECT_ROOT, 'patches', 'v1.36'), st)).toEqual([]);
     expect(stockRunPattern(st)).toBe('(^TestLXCSiteA_|^TestLXCSameA_|^TestLXCSiteB_|^TestLXCSameB_|^TestLXCSiteC_|^TestLXCSameC_|^TestLXCSiteD_|^TestLXCSameD_|^TestLXCSiteF_|^TestLXCSameF_|^TestLXCSiteG_|^TestLXCSameG_|^TestLXCSiteH_|^TestLXCSameH_|^TestLXCSiteI_|^TestLXCSameI_|^TestLXCSiteJ_|^TestLXCSameJ_)');
+  });
+});
+
+describe('site-tests.json against its series', () => {
+  it('names a patch not in series, a test file no patch adds, a file outside its dir and a pattern that matches no test', async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'site-tests-'));
+    try {
+      await cp(path.join(PROJECT_ROOT, 'patches', 'v1.36'), dir, { recursive: true });
+      const spec = JSON.parse(await readFile(path.join(dir, 'site-tests.json'), 'utf8')) as SiteTests;
+      const [a, b, c, d] = spec.siteTests as [SiteTests['siteTests'][number], SiteTests['siteTests'][number], SiteTests['siteTests'][number], SiteTests['siteTests'][number]];
+      a.patch = '0099-gone.patch';
+      b.testFiles = [...b.testFiles, `${b.dir}/lxc_site_missing_test.go`];
+      c.testFiles = ['pkg/elsewhere/lxc_site_c_test.go'];
+      d.same = '^TestLXCSameZ_';
+      await writeFile(path.join(dir, 'site-tests.json'), JSON.stringify(spec));
+      const problems = await siteTestsDrift(dir, spec);
+      expect(problems).toEqual(expect.arrayContaining([
+        `site ${a.site} (0099-gone.patch): the patch is not in series`,
+        `site ${b.site} (${b.patch}): no patch of the series adds ${b.dir}/lxc_site_missing_test.go`,
+        `site ${c.site} (${c.patch}): pkg/elsewhere/lxc_site_c_test.go is not in ${c.dir}`,
+        expect.stringMatching(new RegExp(`^site ${d.site} \\(${d.patch.replace(/[.]/g, '\\.')}\\): same pattern \\^TestLXCSameZ_ matches no test function`)),
+      ]));
+      await expect(readSiteTests(dir)).rejects.toThrow(/does not match the series:/);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 
