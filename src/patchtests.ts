@@ -8,9 +8,10 @@ import { copyFile, mkdir, readFile } from 'node:fs/promises';
 import { schemaProblems, z } from './lib/schema.js';
 import { run } from './lib/exec.js';
 import { buildDirAtomic, exists, writeFileAtomic } from './lib/fsutil.js';
-import { git, headCommit } from './lib/git.js';
+import { headCommit } from './lib/git.js';
 import { builderRunArgs, hostGoEnv, type ContainerEngine } from './lib/engine.js';
 import { StageError, type StageContext } from './stages/types.js';
+import { checkoutWithPatches, readSeries } from './stages/patch.js';
 
 const siteTestsSchema = z.object({
   seams: z.array(z.string()),
@@ -38,7 +39,7 @@ export async function readSiteTests(patchesDir: string): Promise<SiteTests> {
  * scripts that once generated it.)
  */
 export async function siteTestsDrift(patchesDir: string, spec: SiteTests): Promise<string[]> {
-  const series = (await readFile(path.join(patchesDir, 'series'), 'utf8')).split('\n').map((l) => l.trim()).filter((l) => l && !l.startsWith('#'));
+  const series = (await readSeries(patchesDir)).map((e) => e.file);
   const problems: string[] = [];
   for (const p of spec.seams) if (!series.includes(p)) problems.push(`seam ${p} is not in series`);
   // the lines each patch adds, per file it touches
@@ -304,13 +305,9 @@ export function formatMatrix(r: MatrixReport): string {
 /** Stock tree + seam patches + the site test files: where the site tests must fail. */
 async function stockWithSeams(ctx: StageContext, stockTree: string, stockCommit: string, sourceDateEpoch: number, patchedTree: string, spec: SiteTests): Promise<string> {
   const target = path.join(ctx.paths.trees, 'stock-seams');
-  const date = new Date(sourceDateEpoch * 1000).toISOString();
+  const seams = spec.seams.map((file) => ({ file, path: path.join(ctx.manifest.patchesDir, file) }));
   await buildDirAtomic(target, async (dir) => {
-    await git(path.dirname(dir), ['clone', '-q', '--no-checkout', stockTree, dir]);
-    await git(dir, ['checkout', '-q', '--detach', stockCommit]);
-    for (const seam of spec.seams) {
-      await git(dir, ['am', '-q', '--keep-cr', '--committer-date-is-author-date', path.join(ctx.manifest.patchesDir, seam)], { env: { GIT_COMMITTER_DATE: date } });
-    }
+    await checkoutWithPatches(ctx, { from: stockTree, commit: stockCommit, dir, patches: seams, dateEpoch: sourceDateEpoch, stage: 'smoke' });
     for (const s of spec.siteTests) {
       for (const f of s.testFiles) {
         await mkdir(path.dirname(path.join(dir, f)), { recursive: true });

@@ -54,27 +54,15 @@ export const patchStage: Stage<'patch'> = {
     const series = await readSeries(ctx.manifest.patchesDir);
     const target = path.join(ctx.paths.trees, 'patched');
     const applied: PatchOutput['applied'] = [];
-    const date = new Date(src.sourceDateEpoch * 1000).toISOString();
     // A failed run must not leave a tree (or a record) that later stages could build from.
     await rm(target, { recursive: true, force: true });
     await rm(path.join(ctx.paths.state, 'patch.json'), { force: true });
     let commit = '';
     await buildDirAtomic(target, async (dir) => {
-      await git(path.dirname(dir), ['clone', '-q', '--no-checkout', src.tree, dir]);
-      await git(dir, ['checkout', '-q', '--detach', src.treeCommit]);
-      for (const [i, p] of series.entries()) {
+      await checkoutWithPatches(ctx, { from: src.tree, commit: src.treeCommit, dir, patches: series, dateEpoch: src.sourceDateEpoch, stage: 'patch' }, async (p, i) => {
         ctx.log.info(`patch: [${i + 1}/${series.length}] ${p.file}`);
-        const res = await git(dir, ['am', '-q', '--keep-cr', '--committer-date-is-author-date', p.path], {
-          reject: false,
-          env: { GIT_COMMITTER_DATE: date },
-          signal: ctx.signal,
-        });
-        if (res.exitCode !== 0) {
-          const report = await rejectReport(ctx, dir, p, `${res.stdout}\n${res.stderr}`);
-          throw new StageError(report.message, 'patch', { patch: p.file, report: report.file });
-        }
         applied.push({ file: p.file, sha256: await fileHash(p.path) });
-      }
+      });
       if (!(await isClean(dir))) throw new StageError('the patched tree is not clean after git am; a patch left untracked or modified files', 'patch');
       commit = await headCommit(dir);
     });
@@ -85,6 +73,30 @@ export const patchStage: Stage<'patch'> = {
     return (await exists(path.join(out.tree, '.git'))) && (await headCommit(out.tree).catch(() => '')) === out.commit;
   },
 };
+
+/**
+ * The one way a tree gets patches: a clone of `from` at `commit` in `dir`, then each patch with
+ * `git am` (no fuzz), committed at the source's date so the tree's commits are reproducible. A
+ * patch that does not apply stops with the reject report (which patch, which file, which hunk).
+ * Used for the patched tree and for the stock tree with the test seams.
+ */
+export async function checkoutWithPatches(
+  ctx: StageContext,
+  o: { from: string; commit: string; dir: string; patches: SeriesEntry[]; dateEpoch: number; stage: 'patch' | 'smoke' },
+  onApplied?: (p: SeriesEntry, index: number) => Promise<void> | void,
+): Promise<void> {
+  const date = new Date(o.dateEpoch * 1000).toISOString();
+  await git(path.dirname(o.dir), ['clone', '-q', '--no-checkout', o.from, o.dir]);
+  await git(o.dir, ['checkout', '-q', '--detach', o.commit]);
+  for (const [i, p] of o.patches.entries()) {
+    const res = await git(o.dir, ['am', '-q', '--keep-cr', '--committer-date-is-author-date', p.path], { reject: false, env: { GIT_COMMITTER_DATE: date }, signal: ctx.signal });
+    if (res.exitCode !== 0) {
+      const report = await rejectReport(ctx, o.dir, p, `${res.stdout}\n${res.stderr}`);
+      throw new StageError(report.message, o.stage, { patch: p.file, report: report.file });
+    }
+    await onApplied?.(p, i);
+  }
+}
 
 interface Reject {
   message: string;
