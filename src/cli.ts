@@ -151,7 +151,6 @@ function parsePositiveInt(v: string, name: string): number {
   return n;
 }
 
-/** --source auto: git when the manifest has a verified commit and the remote answers, else the module proxy. */
 async function makeContext(flags: CommonFlags, log: Logger): Promise<StageContext> {
   const manifest = resolveManifest(flags.release);
   const workdir = path.resolve(flags.workdir);

@@ -74,7 +74,6 @@ export async function guestKey(): Promise<string> {
   return h.digest('hex').slice(0, 16);
 }
 
-
 const OWNER_FILE = '.owner';
 /** A directory of another PID namespace (another container on the same cache) is only abandoned when this old. */
 const FOREIGN_LEFTOVER_MS = 24 * 3600_000;

@@ -174,7 +174,8 @@ async function publish(opts: PublishOptions, token: string, log: Logger): Promis
   }
   for (const i of local.ignored) log.warn(`not publishing ${i.name}: ${i.why}`);
   const assets = local.assets;
-  const standIn = await standInImages(distDir);
+  // the assets readAssets listed (dist/ is read once)
+  const standIn = await standInImages(assets);
   if (standIn.length && !opts.allowStandIn) {
     const what = `${standIn.join(', ')} ${standIn.length > 1 ? 'were' : 'was'} built on a STAND-IN base image (no rancher/rke2-runtime was available): rebuild with --base-image-archive <docker-archive of the real image> before publishing`;
     // a dry run shows the plan, and says the real run would refuse
