@@ -6,6 +6,7 @@ import { defineConfig } from 'vitest/config';
  * these and every engine/e2e test after them; test/workflows.test.ts keeps this list honest.
  */
 export const UNIT_TEST_FILES = [
+  'test/artifacts.test.ts',
   'test/exec.test.ts',
   'test/lab-l2.test.ts',
   'test/lab-leftovers.test.ts',

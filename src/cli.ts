@@ -7,9 +7,9 @@ import { Command, CommanderError, Option } from 'commander';
 import { PLATFORMS, PROJECT_ROOT, listManifests, resolveManifest, type LoadedManifest, type Platform } from './manifest.js';
 import { createLogger, type Logger } from './lib/progress.js';
 import { runPipeline, selectStages } from './runner.js';
-import { STAGE_NAMES, StageError, workPaths, type PipelineOptions, type SourceKind, type StageContext, type StageName } from './stages/types.js';
+import { STAGE_NAMES, StageError, distDir, workPaths, type PipelineOptions, type SourceKind, type StageContext, type StageName } from './stages/types.js';
 import { chooseSource } from './stages/source.js';
-import { ensureBuilderImage, resolveEngine } from './lib/engine.js';
+import { EngineError, ensureBuilderImage, resolveEngine } from './lib/engine.js';
 import { ManifestError } from './manifest.js';
 import { cancelCommandsOn, CommandError, redactUrls } from './lib/exec.js';
 import { pinRelease } from './pin.js';
@@ -20,6 +20,8 @@ import { runPublish, formatReport, PublishError } from './publish/index.js';
 import { installBundle, InstallError, RUNTIME_IMAGE_REPO, type InstallReport } from './rke2/index.js';
 import { KVM_ENV, KVM_MODES, kvmModeFrom, LAB_LEVELS, LabSetupError, type LabLevel } from './lab/index.js';
 import { CONFORMANCE_TIERS, type ConformanceTier } from './lab/l2/conformance.js';
+import { addArtifacts, ArtifactListError, readArtifactLists, writeChecksums } from './stages/package/artifacts.js';
+import { exists } from './lib/fsutil.js';
 
 /** The platform the LXC lab runs its kubelets on (its qemu guest is x86_64). */
 const LAB_PLATFORM: Platform = 'linux/amd64';
@@ -368,10 +370,54 @@ program
     if (!f.repo) throw new StageError('--repo owner/name is required (or set GITHUB_REPOSITORY)', 'cli');
     const manifest = resolveManifest(f.release);
     const workdir = path.resolve(f.workdir);
-    const distDir = workPaths({ workdir, cacheDir: path.join(workdir, 'cache') }, manifest).dist;
-    const report = await runPublish({ manifest, distDir, repo: f.repo, replace: f.replace, dryRun: f.dryRun, allowStandIn: f.allowStandIn, log: createLogger({ json: f.json }), env: process.env, signal: controller.signal });
+    const report = await runPublish({ manifest, distDir: distDir(workdir, manifest), repo: f.repo, replace: f.replace, dryRun: f.dryRun, allowStandIn: f.allowStandIn, log: createLogger({ json: f.json }), env: process.env, signal: controller.signal });
     print(f.json, report, () => formatReport(report));
   });
+
+// The package stage's artifact lists, for the release workflow: files made after it (the lab's
+// conformance results) join a platform's list, and the checksum files are rewritten from the
+// merged lists of every platform job.
+const artifacts = program.command('artifacts').description("the package stage's artifact lists in a dist/ folder: list, add files, rewrite the checksum files");
+artifacts
+  .command('list')
+  .description('every listed artifact: kind, platform, size, sha256, stand-in')
+  .requiredOption('--dist <dir>', 'the dist/ folder (<workdir>/out/<release>/dist)')
+  .option('--json', 'as JSON', false)
+  .action(async (f: { dist: string; json: boolean }) => {
+    const { artifacts: listed } = await readArtifactLists(path.resolve(f.dist)).catch(artifactListFailure(f.dist));
+    print(f.json, listed, () => listed.map((a) => `${a.name}  ${a.kind}  ${a.platform ?? 'any'}  ${a.size}  sha256:${a.sha256}${a.standIn ? '  STAND-IN' : ''}`).join('\n'));
+  });
+artifacts
+  .command('add <files...>')
+  .description("copy files into dist/ and add them to a platform's artifact list (then run artifacts sums)")
+  .requiredOption('--dist <dir>', 'the dist/ folder (<workdir>/out/<release>/dist)')
+  .requiredOption('--platform <os/arch>', `the platform whose list gets them (${PLATFORMS.join(', ')})`)
+  .requiredOption('--kind <kind>', 'what they are, e.g. conformance-junit')
+  .option('--json', 'as JSON', false)
+  .action(async (files: string[], f: { dist: string; platform: string; kind: string; json: boolean }) => {
+    if (!(PLATFORMS as readonly string[]).includes(f.platform)) throw new StageError(`unknown platform "${f.platform}"; known: ${PLATFORMS.join(', ')}`, 'cli');
+    if (!/^[a-z0-9][a-z0-9-]*$/.test(f.kind)) throw new StageError(`--kind ${JSON.stringify(f.kind)}: use lower-case letters, digits and "-"`, 'cli');
+    for (const file of files) if (!(await exists(file))) throw new StageError(`${file} does not exist`, 'cli');
+    const added = await addArtifacts(path.resolve(f.dist), f.platform as Platform, files.map((x) => path.resolve(x)), f.kind).catch(artifactListFailure(f.dist));
+    print(f.json, added, () => added.map((a) => `added ${a.name} (${a.kind}, ${a.platform}) sha256:${a.sha256}`).join('\n'));
+  });
+artifacts
+  .command('sums')
+  .description('rewrite the checksum files (SHA256SUMS, SHA512SUMS, sha256sum-<arch>.txt, …) from the artifact lists')
+  .requiredOption('--dist <dir>', 'the dist/ folder (<workdir>/out/<release>/dist)')
+  .option('--json', 'as JSON', false)
+  .action(async (f: { dist: string; json: boolean }) => {
+    const written = await writeChecksums(path.resolve(f.dist)).catch(artifactListFailure(f.dist));
+    print(f.json, { written }, () => `wrote ${written.join(', ')}`);
+  });
+
+function artifactListFailure(dist: string): (err: unknown) => never {
+  return (err: unknown) => {
+    if (err instanceof ArtifactListError) throw new StageError(err.message, 'cli');
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') throw new StageError(`${dist} does not exist: give the dist/ folder of a build (<workdir>/out/<release>/dist)`, 'cli');
+    throw err;
+  };
+}
 
 program
   .command('install [bundle]')
@@ -403,13 +449,14 @@ interface ErrorReport {
   hint: string | null;
 }
 
-const KNOWN_ERRORS = [StageError, ManifestError, CommandError, PublishError, InstallError, LabSetupError];
+const KNOWN_ERRORS = [StageError, EngineError, ManifestError, CommandError, PublishError, InstallError, LabSetupError];
 
 function describeError(err: unknown): ErrorReport {
   if (err instanceof CommanderError) {
     return { error: err.message.replace(/^error: /, ''), stage: 'cli', hint: 'kubelet-lxc <command> --help lists the options' };
   }
   if (err instanceof StageError) return { error: redactUrls(err.message), stage: err.stage, hint: typeof err.details?.hint === 'string' ? redactUrls(err.details.hint) : null };
+  if (err instanceof EngineError) return { error: redactUrls(err.message), stage: null, hint: err.hint ? redactUrls(err.hint) : null };
   if (KNOWN_ERRORS.some((k) => err instanceof k)) return { error: redactUrls((err as Error).message), stage: null, hint: null };
   const errno = err as NodeJS.ErrnoException;
   if (errno.code === 'ENOSPC') {

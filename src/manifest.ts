@@ -2,11 +2,12 @@
 // Paths inside a manifest are relative to the manifest file.
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { schemaProblems, z } from './lib/schema.js';
 import { compareVersionsDesc, isVersionTag, parseVersion } from './lib/version.js';
 
-export const PROJECT_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+import { PROJECT_ROOT } from './lib/project.js';
+
+export { PROJECT_ROOT };
 export const RELEASES_DIR = path.join(PROJECT_ROOT, 'releases');
 
 const sha1Hex = z.string().regex(/^[0-9a-f]{40}$/, 'a 40-hex-digit commit SHA');

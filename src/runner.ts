@@ -5,6 +5,7 @@
 import path from 'node:path';
 import { hashFiles, hashJson, readJson, writeFileAtomic } from './lib/fsutil.js';
 import { PROJECT_ROOT } from './manifest.js';
+import { EngineError } from './lib/engine.js';
 import { STAGE_NAMES, StageError, type Stage, type StageContext, type StageName, type StageOutputs } from './stages/types.js';
 import { sourceStage } from './stages/source.js';
 import { patchStage } from './stages/patch.js';
@@ -51,8 +52,22 @@ export function selectStages(from: StageName = 'source', to: StageName = 'smoke'
 }
 
 /** Every selected stage's up-front checks, in stage order, before any stage runs. */
+/** An engine or toolchain error (lib/engine.ts knows no stages) reported as the stage it stopped. */
+function inStage(name: StageName): (err: unknown) => never {
+  return (err: unknown) => {
+    if (err instanceof EngineError) throw new StageError(err.message, name, err.hint ? { hint: err.hint } : undefined);
+    throw err;
+  };
+}
+
 export async function verifyStages(ctx: StageContext, names: StageName[]): Promise<void> {
-  for (const name of names) await (STAGES[name] as Stage<StageName>).verify?.(ctx);
+  for (const name of names) {
+    try {
+      await (STAGES[name] as Stage<StageName>).verify?.(ctx);
+    } catch (err) {
+      inStage(name)(err);
+    }
+  }
 }
 
 export async function runPipeline(ctx: StageContext, from: StageName, to: StageName): Promise<RunResult> {
@@ -101,7 +116,7 @@ export async function runPipeline(ctx: StageContext, from: StageName, to: StageN
       output = await stage.run(ctx, outputs);
     } catch (err) {
       step.fail(`${name} failed`);
-      throw err;
+      inStage(name)(err);
     }
     if (ctx.signal.aborted) {
       // the stage may have finished its work half-interrupted: do not record it as done

@@ -202,6 +202,7 @@ describe(`real kubelet ${manifest.id}`, () => {
       const arch = p.split('/')[1];
       expect(names).toContain(`kubelet-linux-${arch}.tar.gz`);
       expect(names).toContain(`kubelet-linux-${arch}.spdx.json`);
+      expect(names).toContain(`artifacts-linux-${arch}.json`);
       expect(names.some((n) => n.startsWith('kubelet-lxc-') && n.endsWith(`-linux-${arch}.tar.gz`))).toBe(true);
       expect(names.some((n) => n.startsWith('rke2-runtime-') && n.endsWith(`.linux-${arch}.tar`))).toBe(true);
       expect(names.some((n) => n.startsWith('rke2-runtime-') && n.endsWith(`.linux-${arch}.tar.zst`))).toBe(true);

@@ -5,7 +5,7 @@ import { cp, mkdtemp, readFile, writeFile, mkdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
-import { compareSame, judgeMatrix, parseGoTestJson, formatMatrix, readSiteTests, siteTestsDrift, stockRunPattern, type SiteTests } from '../src/patchtests.js';
+import { compareSame, judgeMatrix, parseGoTestJson, formatMatrix, readSiteTests, siteTestsDrift, stockRunPattern, type SiteTests } from '../src/stages/smoke/patchtests.js';
 import { PROJECT_ROOT } from '../src/manifest.js';
 
 /** A real Go module with a passing, a failing and a non-compiling package, run by the real go test. */

@@ -72,17 +72,18 @@ describe('build pipeline on the fixture', () => {
     const started = await execa(amd64.path, [], { reject: false });
     expect(started.exitCode).toBe(0);
     expect(started.stdout).toContain('ContainerManager started');
-    // Packaged: a tarball and sums per arch, aggregate sums that check out.
+    // Packaged: per arch a tarball, its sums and an artifact list; aggregate sums that check out.
     const names = first.dist.map((f) => f.name).sort();
     const perArch = (a: string) => [
       `kubelet-linux-${a}.spdx.json`, `kubelet-linux-${a}.tar.gz`,
       `kubelet-lxc-v1.99.0-rke2r1-linux-${a}.tar.gz`, `kubelet-lxc-v1.99.0-rke2r1-linux-${a}.tar.gz.sha256`,
       `rke2-runtime-v1.99.0-rke2r1-lxc1.linux-${a}.tar`, `rke2-runtime-v1.99.0-rke2r1-lxc1.linux-${a}.tar.zst`,
-      `sha256sum-${a}.txt`, `sha512sum-${a}.txt`,
+      `sha256sum-${a}.txt`, `sha512sum-${a}.txt`, `artifacts-linux-${a}.json`,
     ];
     expect(names).toEqual(['SHA256SUMS', 'SHA512SUMS', ...perArch('amd64'), ...perArch('arm64'), 'rke2-kubelet-lxc.yaml', 'rke2-runtime-image-lxc.yaml'].sort());
     // No registry here: the runtime image is built on a labelled stand-in base, and says so.
-    expect(first.dist.find((f) => f.name.endsWith('linux-amd64.tar') && f.name.startsWith('rke2-runtime'))!).toMatchObject({ kind: expect.stringMatching(/stand-in/) });
+    expect(first.dist.find((f) => f.name.endsWith('linux-amd64.tar') && f.name.startsWith('rke2-runtime'))!).toMatchObject({ kind: expect.stringMatching(/stand-in/), standIn: true, platform: 'linux/amd64' });
+    expect(first.dist.find((f) => f.name === 'kubelet-linux-arm64.tar.gz')!).toMatchObject({ kind: 'kubelet-tarball', standIn: false, platform: 'linux/arm64', sha512: expect.stringMatching(/^[0-9a-f]{128}$/) });
     const distDir = path.dirname(first.dist[0]!.path);
     const check = await execa('sha256sum', ['-c', 'SHA256SUMS'], { cwd: distDir });
     expect(check.stdout).toContain('kubelet-linux-arm64.tar.gz: OK');

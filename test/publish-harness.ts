@@ -1,12 +1,13 @@
 // Shared by the publish tests: a fixture manifest and dist/ in a temp dir, the real CLI run as a
 // child process against the fake GitHub, and the check that a release holds exactly the assets.
-import { createHash, randomBytes } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { expect } from 'vitest';
 import { PROJECT_ROOT } from '../src/manifest.js';
+import { describeArtifact, readArtifactLists, writeArtifactList, writeChecksums } from '../src/stages/package/artifacts.js';
 import type { FakeGitHub, FakeRelease } from './helpers/fake-github.js';
 
 export const OWNER = 'lxc-lab';
@@ -42,7 +43,7 @@ export const MANIFEST = {
   platforms: ['linux/amd64', 'linux/arm64'],
 };
 
-/** A manifest and a dist/ like the package stage leaves: tarballs, per-arch sums, SBOMs, an image archive. */
+/** A manifest and a dist/ like the package stage leaves: per platform a tarball, an SBOM and an image archive in an artifact list, and the checksum files. */
 export async function makeFixture(opts: { bigBytes?: number } = {}): Promise<Fixture> {
   const root = await mkdtemp(path.join(os.tmpdir(), 'kubelet-lxc-publish-'));
   await mkdir(path.join(root, 'releases', 'patches'), { recursive: true });
@@ -52,15 +53,31 @@ export async function makeFixture(opts: { bigBytes?: number } = {}): Promise<Fix
   const dist = path.join(workdir, 'out', MANIFEST_ID, 'dist');
   await mkdir(dist, { recursive: true });
   const big = opts.bigBytes ?? 3 * 1024 * 1024;
-  for (const arch of ['amd64', 'arm64']) {
-    const tgz = randomBytes(big);
-    await writeFile(path.join(dist, `kubelet-linux-${arch}.tar.gz`), tgz);
-    const sha = createHash('sha256').update(tgz).digest('hex');
-    await writeFile(path.join(dist, `sha256sum-${arch}.txt`), `${sha}  kubelet-linux-${arch}.tar.gz\n`);
-    await writeFile(path.join(dist, `kubelet-linux-${arch}.spdx.json`), JSON.stringify({ spdxVersion: 'SPDX-2.3', name: `kubelet-linux-${arch}` }));
-    await writeFile(path.join(dist, `rke2-runtime-${arch}.tar`), randomBytes(256 * 1024));
+  for (const arch of ['amd64', 'arm64'] as const) {
+    const platform = `linux/${arch}` as const;
+    const files: [string, string][] = [
+      [`kubelet-linux-${arch}.tar.gz`, 'kubelet-tarball'],
+      [`kubelet-linux-${arch}.spdx.json`, 'sbom'],
+      [`rke2-runtime-${arch}.tar`, 'rke2-runtime-image'],
+    ];
+    await writeFile(path.join(dist, files[0]![0]), randomBytes(big));
+    await writeFile(path.join(dist, files[1]![0]), JSON.stringify({ spdxVersion: 'SPDX-2.3', name: `kubelet-linux-${arch}` }));
+    await writeFile(path.join(dist, files[2]![0]), randomBytes(256 * 1024));
+    const artifacts = await Promise.all(files.map(([n, kind]) => describeArtifact(path.join(dist, n), kind, { platform })));
+    await writeArtifactList(dist, { schema: 1, platform, artifacts });
   }
+  // the checksum files as the package stage writes them: from the lists
+  await writeChecksums(dist);
   return { root, manifestFile, workdir, dist, cleanup: () => rm(root, { recursive: true, force: true }) };
+}
+
+/** As a package stage rerun leaves dist/ after some files changed: every list entry described again from its file, the checksum files rewritten. */
+export async function relist(dist: string): Promise<void> {
+  for (const list of (await readArtifactLists(dist)).lists.values()) {
+    const artifacts = await Promise.all(list.artifacts.map((a) => describeArtifact(path.join(dist, a.name), a.kind, { platform: a.platform, standIn: a.standIn })));
+    await writeArtifactList(dist, { ...list, artifacts });
+  }
+  await writeChecksums(dist);
 }
 
 export interface CliResult {
@@ -97,17 +114,10 @@ export async function publishCli(
   return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr), all: String(r.all) };
 }
 
-/** The assets dist/ should produce on the release: every file, plus SHA256SUMS when dist has none. */
+/** The assets dist/ should produce on the release: every file in it, as it is. */
 export async function expectedAssets(dist: string): Promise<Map<string, Buffer>> {
   const files = new Map<string, Buffer>();
   for (const name of (await readdir(dist)).sort()) files.set(name, await readFile(path.join(dist, name)));
-  if (!files.has('SHA256SUMS')) {
-    const lines = [...files]
-      .filter(([n]) => !/^SHA(256|512)SUMS/.test(n))
-      .map(([n, b]) => `${createHash('sha256').update(b).digest('hex')}  ${n}\n`)
-      .sort((a, b) => (a.slice(66) < b.slice(66) ? -1 : 1));
-    files.set('SHA256SUMS', Buffer.from(lines.join('')));
-  }
   return files;
 }
 
@@ -150,7 +160,7 @@ export function parseReport(r: CliResult): {
   remoteRead: boolean;
   wouldPublish: boolean;
   release: { id: number | null; origin: string; draft: boolean; url: string | null };
-  assets: { name: string; action: string; plan: string; sha256: string; size: number; source: string; note?: string }[];
+  assets: { name: string; action: string; plan: string; sha256: string; size: number; kind: string; note?: string }[];
   removed: { name: string; id: number; reason: string }[];
 } {
   try {

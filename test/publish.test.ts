@@ -1,14 +1,14 @@
 // `kubelet-lxc publish` through the real CLI against a local server speaking GitHub's release
 // endpoints: first publish, idempotent rerun, digest-less servers, conflicts and --replace,
 // dry runs, and the token never showing in output.
-import { createHash, randomBytes } from 'node:crypto';
-import { readFile, rm, writeFile } from 'node:fs/promises';
+import { randomBytes } from 'node:crypto';
+import { copyFile, readFile, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { writeAggregateSums } from '../src/stages/package.js';
+import { addArtifacts, writeChecksums } from '../src/stages/package/artifacts.js';
 import { startFakeGitHub, type FakeGitHub } from './helpers/fake-github.js';
-import { expectNoToken, expectReleaseMatches, makeFixture, newToken, OWNER, parseReport, publishCli, REPO, TAG, type Fixture } from './publish-harness.js';
+import { expectNoToken, expectReleaseMatches, makeFixture, newToken, OWNER, parseReport, publishCli, relist, REPO, TAG, type Fixture } from './publish-harness.js';
 
 let fx: Fixture;
 let gh: FakeGitHub;
@@ -36,9 +36,12 @@ describe('publish: first run and reruns', () => {
     expect(report.published).toBe(true);
     expect(report.release.origin).toBe('created');
     expect(report.assets.map((a) => a.action)).toEqual(report.assets.map(() => 'uploaded'));
-    expect(report.assets.find((a) => a.name === 'SHA256SUMS')?.source).toBe('generated');
-    // SHA256SUMS goes up after everything it covers.
-    expect(report.assets.at(-1)?.name).toBe('SHA256SUMS');
+    // kinds come from the package stage's artifact lists
+    expect(report.assets.find((a) => a.name === 'kubelet-linux-amd64.tar.gz')?.kind).toBe('kubelet-tarball');
+    expect(report.assets.find((a) => a.name === 'artifacts-linux-amd64.json')?.kind).toBe('artifact-list');
+    expect(report.assets.find((a) => a.name === 'SHA256SUMS')?.kind).toBe('checksums');
+    // SHA256SUMS and SHA512SUMS go up after everything they cover.
+    expect(report.assets.slice(-2).map((a) => a.name)).toEqual(['SHA256SUMS', 'SHA512SUMS']);
 
     const rel = await expectReleaseMatches(gh, fx.dist, true);
     expect(rel.prerelease).toBe(false);
@@ -77,9 +80,8 @@ describe('publish: first run and reruns', () => {
     const rel = gh.release(TAG)!;
     // Someone attached a file by hand, and the build now gives a different arm64 tarball.
     rel.assets.push({ ...rel.assets[0]!, id: 99_999, name: 'notes.txt', bytes: Buffer.from('hand-made\n'), size: 10 });
-    const tgz = randomBytes(1024 * 1024);
-    await writeFile(path.join(fx.dist, 'kubelet-linux-arm64.tar.gz'), tgz);
-    await writeFile(path.join(fx.dist, 'sha256sum-arm64.txt'), `${createHash('sha256').update(tgz).digest('hex')}  kubelet-linux-arm64.tar.gz\n`);
+    await writeFile(path.join(fx.dist, 'kubelet-linux-arm64.tar.gz'), randomBytes(1024 * 1024));
+    await relist(fx.dist);
 
     const before = gh.requests.length;
     const refused = await publishCli(fx, gh, token, []);
@@ -95,8 +97,7 @@ describe('publish: first run and reruns', () => {
     const report = parseReport(r);
     const action = Object.fromEntries(report.assets.map((a) => [a.name, a.action]));
     expect(action['kubelet-linux-arm64.tar.gz']).toBe('replaced');
-    expect(action['sha256sum-arm64.txt']).toBe('replaced');
-    expect(action['SHA256SUMS']).toBe('replaced');
+    for (const n of ['sha256sum-arm64.txt', 'sha512sum-arm64.txt', 'artifacts-linux-arm64.json', 'SHA256SUMS', 'SHA512SUMS']) expect(action[n], n).toBe('replaced');
     expect(action['kubelet-linux-amd64.tar.gz']).toBe('skipped');
     await expectReleaseMatches(gh, fx.dist, true);
   });
@@ -106,8 +107,8 @@ describe('publish: first run and reruns', () => {
     expect(plan.exitCode, plan.all).toBe(0);
     expectNoToken(plan, token);
     expect(plan.stdout).toContain(`would create release "kubelet-lxc ${TAG}" (tag ${TAG}) in ${OWNER}/${REPO}`);
-    expect(plan.stdout).toMatch(/^ {2}upload +kubelet-linux-amd64\.tar\.gz +3\.0 MiB +sha256:[0-9a-f]{64}$/m);
-    expect(plan.stdout).toMatch(/^ {2}upload +SHA256SUMS .*\(generated\)$/m);
+    expect(plan.stdout).toMatch(/^ {2}upload +kubelet-linux-amd64\.tar\.gz +3\.0 MiB +sha256:[0-9a-f]{64} +kubelet-tarball$/m);
+    expect(plan.stdout).toMatch(/^ {2}upload +SHA256SUMS .* checksums$/m);
     expect(plan.stdout).toContain('then publish the release');
     expect(gh.requests.filter((q) => q.method !== 'GET')).toEqual([]);
     expect(gh.releases).toEqual([]);
@@ -171,30 +172,57 @@ describe('publish: first run and reruns', () => {
     expect(gh.requests).toEqual([]);
   });
 
-  it("publishes the package stage's own SHA256SUMS and SHA512SUMS as they are, and refuses stale ones", async () => {
-    await writeAggregateSums(fx.dist);
+  it('publishes the checksum files written from the artifact lists as they are, and refuses stale ones', async () => {
     const sums = await readFile(path.join(fx.dist, 'SHA256SUMS'));
     const r = await publishCli(fx, gh, token, ['--json']);
     expect(r.exitCode, r.all).toBe(0);
-    const report = parseReport(r);
-    expect(report.assets.find((a) => a.name === 'SHA256SUMS')?.source).toBe('dist');
-    expect(report.assets.slice(-2).map((a) => a.name)).toEqual(['SHA256SUMS', 'SHA512SUMS']);
     const rel = await expectReleaseMatches(gh, fx.dist, true);
     expect(rel.assets.find((a) => a.name === 'SHA256SUMS')!.bytes.equals(sums)).toBe(true);
-    const check = await execa('sha512sum', ['-c', 'SHA512SUMS'], { cwd: fx.dist, reject: false });
-    expect(check.exitCode, check.stdout).toBe(0);
+    for (const [tool, file] of [['sha512sum', 'SHA512SUMS'], ['sha256sum', 'sha256sum-amd64.txt'], ['sha512sum', 'sha512sum-arm64.txt']] as const) {
+      const check = await execa(tool, ['-c', file], { cwd: fx.dist, reject: false });
+      expect(check.exitCode, check.stdout).toBe(0);
+    }
 
-    // A file added after the sums were written: both aggregate files are now stale.
-    await writeFile(path.join(fx.dist, 'kubelet-lxc-config.yaml'), 'kubelet-arg: []\n');
+    // A file put into dist/ by hand: in no list, so nothing says what it is.
+    const extra = path.join(fx.root, 'kubelet-lxc-config.yaml');
+    await writeFile(extra, 'kubelet-arg: []\n');
+    await copyFile(extra, path.join(fx.dist, 'kubelet-lxc-config.yaml'));
+    const unlisted = await publishCli(fx, gh, token, []);
+    expect(unlisted.exitCode).toBe(1);
+    expect(unlisted.stderr).toContain('kubelet-lxc-config.yaml: in dist/, but in no artifact list');
+    expect(unlisted.stderr).toContain('kubelet-lxc artifacts add');
+    // Listed, but the checksum files not rewritten: both aggregate files are now stale.
+    await addArtifacts(fx.dist, 'linux/amd64', [extra], 'rke2-config');
     const stale = await publishCli(fx, gh, token, []);
     expect(stale.exitCode).toBe(1);
     expect(stale.stderr).toContain('SHA256SUMS does not match the files');
     expect(stale.stderr).toContain('does not list kubelet-lxc-config.yaml');
-    await writeAggregateSums(fx.dist);
+    expect(stale.stderr).toContain('kubelet-lxc artifacts sums');
+    await writeChecksums(fx.dist);
     await writeFile(path.join(fx.dist, 'SHA512SUMS'), (await readFile(path.join(fx.dist, 'SHA512SUMS'), 'utf8')).replace(/^[0-9a-f]{8}/, '00000000'));
     const bad512 = await publishCli(fx, gh, token, []);
     expect(bad512.exitCode).toBe(1);
     expect(bad512.stderr).toMatch(/SHA512SUMS does not match the files[^]*wrong hash for /);
+    await writeChecksums(fx.dist);
+    // the release is out already: the new list and sums replace the old ones
+    const again = await publishCli(fx, gh, token, ['--replace', '--json']);
+    expect(again.exitCode, again.all).toBe(0);
+    expect(parseReport(again).assets.find((a) => a.name === 'kubelet-lxc-config.yaml')).toMatchObject({ kind: 'rke2-config', action: 'uploaded' });
+  });
+
+  it('refuses a dist/ that does not match its artifact lists, naming each file, and one without lists', async () => {
+    await writeFile(path.join(fx.dist, 'kubelet-linux-amd64.spdx.json'), '{"changed":true}');
+    await rm(path.join(fx.dist, 'rke2-runtime-arm64.tar'));
+    const r = await publishCli(fx, gh, token, ['--dry-run']);
+    expect(r.exitCode).toBe(1);
+    expect(r.stderr).toMatch(/kubelet-linux-amd64\.spdx\.json: changed since it was listed \(the list says \d+ bytes sha256 [0-9a-f]{64}, the file has 16 bytes/);
+    expect(r.stderr).toContain('rke2-runtime-arm64.tar: listed (rke2-runtime-image), but not in dist/');
+    for (const n of ['artifacts-linux-amd64.json', 'artifacts-linux-arm64.json']) await rm(path.join(fx.dist, n));
+    const none = await publishCli(fx, gh, token, ['--dry-run']);
+    expect(none.exitCode).toBe(1);
+    expect(none.stderr).toContain('no artifact list (artifacts-linux-<arch>.json) in');
+    expect(none.stderr).toContain('Run the build first');
+    expect(gh.requests.filter((q) => q.method !== 'GET')).toEqual([]);
   });
 
   it('refuses a SHA256SUMS in dist that does not match the files', async () => {

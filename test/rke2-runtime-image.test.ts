@@ -11,6 +11,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PLATFORMS, archOf, type Platform } from '../src/manifest.js';
 import { extractTarMembers, listTar, writeDeterministicTar } from '../src/lib/tarball.js';
 import type { PackagedFile } from '../src/stages/types.js';
+import { artifactListName, readArtifactLists, writeArtifactList, writeChecksums } from '../src/stages/package/artifacts.js';
 import { startFakeGitHub } from './helpers/fake-github.js';
 import { makeFixture, newToken, OWNER, publishCli, REPO, TAG as TAG_PUBLISHED } from './publish-harness.js';
 import {
@@ -347,18 +348,31 @@ describe('base image', () => {
     const fx = await makeFixture({ bigBytes: 1024 });
     const token = newToken();
     const gh = await startFakeGitHub({ token, owner: OWNER, repo: REPO });
+    /** The amd64 artifact list with these entries added or replaced, and the checksum files rewritten (as the package stage leaves them). */
+    const listIn = async (entries: Omit<PackagedFile, 'path'>[]) => {
+      const list = (await readArtifactLists(fx.dist)).lists.get(artifactListName('linux/amd64'))!;
+      await writeArtifactList(fx.dist, { ...list, artifacts: [...list.artifacts.filter((a) => !entries.some((e) => e.name === a.name)), ...entries] });
+      await writeChecksums(fx.dist);
+    };
     try {
       for (const f of files) await copyFile(f.path, path.join(fx.dist, f.name));
+      await listIn(files.map(({ path: _p, ...a }) => a));
       const image = files[0]!.name;
       expect(image).toMatch(/^rke2-runtime-v[^/]+\.linux-amd64\.tar$/);
+      expect(files[0]!.standIn).toBe(true);
       const refused = await publishCli(fx, gh, token, []);
       expect(refused.exitCode, refused.all).toBe(1);
-      expect(refused.stderr).toContain(`${image} was built on a STAND-IN base image`);
+      expect(refused.stderr).toContain(`${files.map((f) => f.name).sort().join(', ')} were built on a STAND-IN base image`);
       expect(refused.stderr).toContain('--base-image-archive');
       expect(gh.requests.filter((q) => q.method !== 'GET')).toEqual([]);
 
+      // renamed, and listed under the new name by a list that says it is no stand-in: its label still gives it away
       const renamed = 'runtime.tar';
       await rename(path.join(fx.dist, image), path.join(fx.dist, renamed));
+      await listIn([{ ...files[0]!, name: renamed, standIn: false }]);
+      const list = (await readArtifactLists(fx.dist)).lists.get(artifactListName('linux/amd64'))!;
+      await writeArtifactList(fx.dist, { ...list, artifacts: list.artifacts.filter((a) => a.name !== image).map((a) => ({ ...a, standIn: false })) });
+      await writeChecksums(fx.dist);
       const again = await publishCli(fx, gh, token, []);
       expect(again.exitCode, again.all).toBe(1);
       expect(again.stderr).toContain(`${renamed} was built on a STAND-IN base image`);

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../src/manifest.js';
-import { h1ToSha256Hex, makeSpdxSbom, moduleHashesFromGoSum, parseGoVersionM } from '../src/sbom.js';
+import { h1ToSha256Hex, makeSpdxSbom, moduleHashesFromGoSum, parseGoVersionM } from '../src/stages/package/sbom.js';
 
 const SPDX_TOOLS = 'spdx-tools==0.8.5';
 const VENV = path.join(PROJECT_ROOT, '.work', 'tools', 'spdx');

@@ -10,6 +10,7 @@ import { parse } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { PROJECT_ROOT } from '../src/manifest.js';
 import { readAssets, SUMS_NAME } from '../src/publish/index.js';
+import { describeArtifact, writeArtifactList, writeChecksums } from '../src/stages/package/artifacts.js';
 
 const SCRIPT = path.join(PROJECT_ROOT, 'scripts', 'lint-workflows.sh');
 const WORKFLOWS = path.join(PROJECT_ROOT, '.github', 'workflows');
@@ -105,35 +106,49 @@ describe('workflows', () => {
     expect(wf.jobs.ci!.steps.at(-1)!.run).toBe('bash .ci/run');
   });
 
-  it("release.yml's SHA256SUMS step, run for real, gives a sums file the publisher accepts", async () => {
+  it("release.yml's SHA256SUMS step, run for real on two platform jobs' merged dist/, gives checksum files the publisher accepts", async () => {
     const wf = await load('release.yml');
     const step = wf.jobs.publish!.steps.find((s) => s.name === 'SHA256SUMS and SHA512SUMS over every asset')!;
     const dist = path.join(tmp, 'out', 'dist');
     await mkdir(dist, { recursive: true });
-    await writeFile(path.join(dist, 'kubelet-linux-amd64.tar.gz'), 'amd64');
-    await writeFile(path.join(dist, 'kubelet-linux-arm64.tar.gz'), 'arm64');
-    await writeFile(path.join(dist, 'kubelet-linux-amd64.spdx.json'), '{}');
-    await writeFile(path.join(dist, 'sha256sum-amd64.txt'), 'x');
-    // What one platform's package stage left: aggregate sums over its own files only.
+    for (const arch of ['amd64', 'arm64'] as const) {
+      await writeFile(path.join(dist, `kubelet-linux-${arch}.tar.gz`), arch);
+      await writeFile(path.join(dist, `kubelet-linux-${arch}.spdx.json`), `{"${arch}":1}`);
+      await writeFile(path.join(dist, 'rke2-kubelet-lxc.yaml'), 'kubelet-path: x\n');
+      const artifacts = await Promise.all(
+        [[`kubelet-linux-${arch}.tar.gz`, 'kubelet-tarball'], [`kubelet-linux-${arch}.spdx.json`, 'sbom'], ['rke2-kubelet-lxc.yaml', 'rke2-config-kubelet-path']].map(([n, k]) => describeArtifact(path.join(dist, n!), k!, n!.includes(arch) ? { platform: `linux/${arch}` } : {})),
+      );
+      await writeArtifactList(dist, { schema: 1, platform: `linux/${arch}`, artifacts });
+    }
+    // What the merge left: the last platform job's aggregate sums, over its own files only.
     await writeFile(path.join(dist, 'SHA256SUMS'), `${'0'.repeat(64)}  kubelet-linux-amd64.tar.gz\n`);
     await writeFile(path.join(dist, 'SHA512SUMS'), `${'0'.repeat(128)}  kubelet-linux-amd64.tar.gz\n`);
-    const r = await execa('bash', ['-euo', 'pipefail', '-c', step.run!], { env: { DIST: dist }, reject: false, all: true });
+    expect((await readAssets(dist, 'run the build first').catch((e: Error) => e)) as Error).toBeInstanceOf(Error);
+    const r = await execa('bash', ['-euo', 'pipefail', '-c', step.run!], { cwd: PROJECT_ROOT, env: { DIST: dist }, reject: false, all: true });
     expect(r.exitCode, r.all).toBe(0);
     // The provenance bundle is added after the sums, as the workflow does.
     await writeFile(path.join(dist, `${SUMS_NAME}.sigstore.json`), '{"mediaType":"application/vnd.dev.sigstore.bundle.v0.3+json"}');
     const { assets } = await readAssets(dist, 'run the build first');
-    const sums = assets.find((a) => a.name === SUMS_NAME)!;
-    expect(sums.source).toBe('dist');
+    expect(assets.find((a) => a.name === SUMS_NAME)!.kind).toBe('checksums');
     expect(assets.map((a) => a.name)).toEqual([
+      'artifacts-linux-amd64.json',
+      'artifacts-linux-arm64.json',
       'kubelet-linux-amd64.spdx.json',
       'kubelet-linux-amd64.tar.gz',
+      'kubelet-linux-arm64.spdx.json',
       'kubelet-linux-arm64.tar.gz',
+      'rke2-kubelet-lxc.yaml',
       'sha256sum-amd64.txt',
+      'sha256sum-arm64.txt',
+      'sha512sum-amd64.txt',
+      'sha512sum-arm64.txt',
       SUMS_NAME,
       'SHA512SUMS',
       `${SUMS_NAME}.sigstore.json`,
     ]);
-    expect((await readFile(path.join(dist, 'SHA512SUMS'), 'utf8')).split('\n').filter(Boolean)).toHaveLength(4);
+    // every file but the sums and their signature, verified by the real tools
+    expect((await readFile(path.join(dist, 'SHA512SUMS'), 'utf8')).split('\n').filter(Boolean)).toHaveLength(11);
+    for (const [tool, file] of [['sha256sum', SUMS_NAME], ['sha512sum', 'SHA512SUMS']]) expect((await execa(tool!, ['-c', file!], { cwd: dist, reject: false })).exitCode).toBe(0);
   });
 
   it('a lab release runs L1 and L2 with the full conformance list, and its JUnit XML and table become release assets', async () => {
@@ -153,12 +168,14 @@ describe('workflows', () => {
     await writeFile(path.join(out, 'reports', 'lab-l2', 'conformance-junit.xml'), '<testsuites/>');
     await writeFile(path.join(out, 'reports', 'lab-l2', 'conformance.txt'), 'test result seconds\n');
     await writeFile(path.join(out, 'dist', 'kubelet-linux-amd64.tar.gz'), 'amd64');
-    const r = await execa('bash', ['-euo', 'pipefail', '-c', attach.run!], { env: { OUT: out, MANIFEST: 'v1.36.4' }, reject: false, all: true });
+    await writeArtifactList(path.join(out, 'dist'), { schema: 1, platform: 'linux/amd64', artifacts: [await describeArtifact(path.join(out, 'dist', 'kubelet-linux-amd64.tar.gz'), 'kubelet-tarball', { platform: 'linux/amd64' })] });
+    await writeChecksums(path.join(out, 'dist'));
+    const r = await execa('bash', ['-euo', 'pipefail', '-c', attach.run!], { cwd: PROJECT_ROOT, env: { OUT: out, MANIFEST: 'v1.36.4', PLATFORM: 'linux/amd64' }, reject: false, all: true });
     expect(r.exitCode, r.all).toBe(0);
     const { assets } = await readAssets(path.join(out, 'dist'), 'run the build first');
     const byName = new Map(assets.map((a) => [a.name, a]));
-    expect(byName.get('kubelet-lxc-v1.36.4-conformance.junit.xml')?.contentType).toBe('application/xml');
-    expect(byName.get('kubelet-lxc-v1.36.4-conformance.txt')?.contentType).toBe('text/plain');
+    expect(byName.get('kubelet-lxc-v1.36.4-conformance.junit.xml')).toMatchObject({ contentType: 'application/xml', kind: 'conformance-junit' });
+    expect(byName.get('kubelet-lxc-v1.36.4-conformance.txt')).toMatchObject({ contentType: 'text/plain', kind: 'conformance-table' });
   });
 });
 

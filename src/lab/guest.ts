@@ -11,7 +11,7 @@ import { dirname, join, posix } from 'node:path';
 import { writeLabImages } from './images.js';
 import { hostDebianMirror } from './mirror.js';
 import { labFile } from './paths.js';
-import { run } from './proc.js';
+import { run } from '../lib/exec.js';
 import { exists, pidAlive } from '../lib/fsutil.js';
 
 export const GUEST_SUITE = 'trixie';
@@ -110,7 +110,7 @@ export async function unmountUnder(dir: string): Promise<void> {
     .map((m) => m.replace(/\\040/g, ' '))
     .filter((m) => m.startsWith(dir + '/'))
     .sort((a, b) => b.length - a.length);
-  for (const m of points) await run('umount', ['-l', m]).catch(() => undefined);
+  for (const m of points) await run('umount', ['-l', m], { signal: null }).catch(() => undefined);
 }
 
 /** Removes a build directory, never following a mount out of it. */
@@ -239,6 +239,7 @@ export async function ensureGuest(opts: EnsureGuestOptions): Promise<GuestImage>
       {
         signal,
         timeoutMs: left(),
+        wholeTree: true,
         onLine: (l) => {
           // debootstrap is chatty: pass on its phase changes, at most every 10 s
           if (/^I: (Retrieving|Validating|Extracting|Installing|Configuring|Unpacking|Base system)/.test(l) && Date.now() - lastProgress > 10_000) {
@@ -279,7 +280,7 @@ export async function ensureGuest(opts: EnsureGuestOptions): Promise<GuestImage>
     const usedMb = Number(du.stdout.split(/\s+/)[0]);
     const sizeMb = Math.ceil((usedMb * 1.1 + HEADROOM_MB) / 256) * 256;
     log(`guest: mkfs.ext4 -d (${usedMb} MB used, ${sizeMb} MB disk)`);
-    await run('mkfs.ext4', ['-q', '-F', '-L', 'labroot', '-d', rootfs, join(tmp, 'rootfs.img'), `${sizeMb}M`], { signal, timeoutMs: left() });
+    await run('mkfs.ext4', ['-q', '-F', '-L', 'labroot', '-d', rootfs, join(tmp, 'rootfs.img'), `${sizeMb}M`], { signal, timeoutMs: left(), wholeTree: true });
     await removeBuildDir(rootfs);
 
     const meta: GuestMeta = {

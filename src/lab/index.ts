@@ -4,11 +4,10 @@
 // stock and the patched kubelet. See lab/README.md.
 import { access, constants, copyFile, cp, link, mkdir, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { binaryVersion } from '../lib/exec.js';
+import { binaryVersion, hasCommand, run } from '../lib/exec.js';
 import { fileHash, writeFileAtomic } from '../lib/fsutil.js';
 import { claimDir, ensureGuest, ownerGone, type GuestImage } from './guest.js';
 import { labFile } from './paths.js';
-import { LabAbortError, have, run } from './proc.js';
 import { compileProfile, loadProfiles, selectProfiles, type LabProfile } from './profiles.js';
 import { accelCandidates, KVM_PROOF_SECONDS, kvmFailureIn, QEMU, startVm, type Accel, type VmHandle } from './qemu.js';
 import { readRunDir, withL2 } from './results.js';
@@ -24,7 +23,6 @@ import { NEEDS_KVM, type ConformanceTest } from './l2/conformance.js';
 export { labVerdict, type LabVerdict } from './verdict.js';
 export { LAB_PROFILE_IDS, loadProfiles, parseProfiles, compileProfile, type LabProfile } from './profiles.js';
 export { renderReport, renderTable } from './table.js';
-export { LabAbortError } from './proc.js';
 export { GUEST_PACKAGES, GUEST_SUITE } from './guest.js';
 export type * from './types.js';
 export { LAB_LEVELS, KUBELET_KINDS } from './types.js';
@@ -59,6 +57,14 @@ export const L2_DATASTORE = 'sqlite:///var/lib/rancher/rke2/server/db/state.db?_
 /** Host programs the lab runs (scripts/lab-host-deps.sh installs them). */
 export const HOST_TOOLS = [QEMU, 'setpriv', 'debootstrap', 'mkfs.ext4', 'dpkg-query'];
 
+/** The lab was stopped (its signal) before it had a verdict; qemu is gone when this is thrown. */
+export class LabAbortError extends Error {
+  constructor(message = 'lab aborted') {
+    super(message);
+    this.name = 'LabAbortError';
+  }
+}
+
 export class LabSetupError extends Error {
   constructor(message: string) {
     super(message);
@@ -85,7 +91,7 @@ async function checkKubelets(k: LabOptions['kubelets']): Promise<void> {
 
 async function checkHostTools(): Promise<void> {
   const missing: string[] = [];
-  for (const t of HOST_TOOLS) if (!(await have(t))) missing.push(t);
+  for (const t of HOST_TOOLS) if (!(await hasCommand(t))) missing.push(t);
   if (missing.length) throw new LabSetupError(`host tools missing: ${missing.join(', ')}; run scripts/lab-host-deps.sh`);
 }
 
@@ -205,6 +211,146 @@ class StepClock {
  * when !report.verdict.ok). Rejects with LabAbortError on opts.signal (after qemu is gone),
  * with LabSetupError when kubelets or host tools are missing.
  */
+/**
+ * The guest's inputs: the 9p share (runtime scripts, profiles, the run plan's folders, L2
+ * credentials per run) and the read-only kubelet disk (both kubelets; for L2 also the control
+ * plane, kine, e2e.test and the test images).
+ */
+async function prepareShare(o: {
+  workDir: string;
+  share: string;
+  runsOut: string;
+  outDir: string;
+  kubelets: Record<(typeof KUBELET_KINDS)[number], string>;
+  level: LabLevel;
+  l2: LabOptions['l2'];
+  runs: PlannedRun[];
+  profiles: LabProfile[];
+  guest: GuestImage;
+  log: (line: string) => void;
+  signal: AbortSignal | undefined;
+}): Promise<{ kubeletDisk: string; hostPort: number | undefined }> {
+  const { workDir, share, runsOut, outDir, kubelets, level, runs, profiles, guest, log, signal } = o;
+  await mkdir(join(share, 'lab'), { recursive: true });
+  await claimDir(workDir);
+  await mkdir(join(share, 'profiles'));
+  await mkdir(join(share, 'out'));
+  for (const f of RUNTIME_FILES) await copyFile(labFile(f), join(share, 'lab', f));
+  if (o.l2) {
+    const f = join(share, 'lab', 'containerd-l2.toml');
+    await writeFile(f, (await readFile(f, 'utf8')).replace('@PAUSE_IMAGE@', o.l2.imageRefs.pause));
+  }
+  // the kubelets travel on their own read-only disk (outside the 9p share)
+  const kdir = join(workDir, 'kubelets');
+  await mkdir(kdir);
+  let kbytes = 0;
+  for (const k of KUBELET_KINDS) {
+    await linkOrCopy(kubelets[k], join(kdir, `kubelet-${k}`));
+    kbytes += (await stat(kubelets[k])).size;
+  }
+  let hostPort: number | undefined;
+  if (level === 'L2') {
+    const l2 = o.l2!;
+    for (const p of L2_DISK_PROGRAMS) {
+      await linkOrCopy(l2.binaries.paths[p], join(kdir, p));
+      kbytes += (await stat(l2.binaries.paths[p])).size;
+    }
+    const images = join(kdir, 'images-l2.tar');
+    log(`lab: L2 test images (${Object.values(l2.imageRefs).join(', ')})`);
+    await writeL2Images(images, { refs: l2.imageRefs, imageFiles: guest.imageFiles, bins: l2.binaries, tree: l2.tree });
+    kbytes += (await stat(images)).size;
+    hostPort = await freeLoopbackPort();
+    // per run: fresh credentials, kubeconfigs and the run's settings, in its control folder
+    for (const r of runs) {
+      const ctl = join(share, 'l2', r.id);
+      await mkdir(ctl, { recursive: true });
+      await makeRunPki(join(ctl, 'pki'), { hostPort, containerDir: '/lab-ctl/pki' });
+      await writeFile(
+        join(ctl, 'run.env'),
+        [
+          'IMAGES=/opt/lab/kubelets/images-l2.tar',
+          'CONTAINERD_CONFIG=containerd-l2.toml',
+          `DATASTORE='${L2_DATASTORE}'`,
+          `NODE_IP=${NODE_IP}`,
+          `NODE_NAME=${NODE_NAME}`,
+          `SERVICE_CIDR=${SERVICE_CIDR}`,
+          `APISERVER_BUDGET=${L2_BUDGETS.apiserverReady}`,
+          '',
+        ].join('\n'),
+      );
+    }
+  }
+  const kubeletDisk = join(workDir, 'kubelets.img');
+  await run('mkfs.ext4', ['-q', '-F', '-L', 'labkubelets', '-d', kdir, kubeletDisk, `${Math.ceil(kbytes / 1048576) + 64}M`], { signal, wholeTree: true });
+  for (const p of profiles) await writeFile(join(share, 'profiles', `${p.id}.txt`), compileProfile(p));
+  await rm(runsOut, { recursive: true, force: true });
+  await mkdir(runsOut, { recursive: true });
+  for (const name of await readdir(outDir)) if (/^(console|guest)\.(boot\d+|kvm)\.log$/.test(name)) await rm(join(outDir, name), { force: true });
+  return { kubeletDisk, hostPort };
+}
+
+/** lab-report.json and .txt, and for L2 the conformance results as they go out with a release (JUnit, one suite per run, and the table). */
+async function writeLabReport(o: {
+  opts: LabOptions;
+  outDir: string;
+  level: LabLevel;
+  startedAt: Date;
+  accel: Accel;
+  accelNote: string | undefined;
+  accelFallback: LabAccelFallback | null;
+  guest: GuestImage;
+  kubeletInfo: LabReport['kubelets'];
+  profiles: LabProfile[];
+  allRuns: LabRun[];
+  steps: LabReport['steps'];
+  labProblems: string[];
+  guestRestarts: LabGuestRestart[];
+}): Promise<{ report: LabReport; text: string }> {
+  const { opts, outDir, level, startedAt, accel, accelNote, accelFallback, guest, kubeletInfo, profiles, allRuns, labProblems, guestRestarts } = o;
+  const finishedAt = new Date();
+  const base = {
+    schema: 1 as const,
+    level,
+    startedAt: startedAt.toISOString(),
+    finishedAt: finishedAt.toISOString(),
+    seconds: Math.round((finishedAt.getTime() - startedAt.getTime()) / 100) / 10,
+    accel,
+    accelNote: accelNote ?? null,
+    accelFallback,
+    guest: { key: guest.key, cached: guest.cached, dir: guest.dir, versions: guest.meta.versions, kernelRelease: guest.meta.kernelRelease },
+    kubelets: kubeletInfo,
+    ...(opts.l2 ? { l2: { binaries: opts.l2.binaries.sha256, images: opts.l2.imageRefs, datastore: L2_DATASTORE, conformanceTier: opts.l2.conformance?.tier ?? 'none', kine: opts.l2.binaries.kineVersion } } : {}),
+    profiles: profiles.map(summary),
+    runs: allRuns,
+    steps: o.steps,
+    labProblems,
+    guestRestarts,
+    neutrality: profiles
+      .filter((p) => p.neutral)
+      .flatMap((p) => {
+        const st = allRuns.find((r) => r.profile === p.id && r.kubelet === 'stock');
+        const pt = allRuns.find((r) => r.profile === p.id && r.kubelet === 'patched');
+        return st && pt ? neutralityFacts(p.id, st, pt) : [];
+      }),
+  };
+  const report: LabReport = { ...base, verdict: labVerdict(base) };
+  await writeFileAtomic(join(outDir, 'lab-report.json'), JSON.stringify(report, null, 2) + '\n');
+  const text = renderReport(report);
+  await writeFileAtomic(join(outDir, 'lab-report.txt'), text);
+  if (level === 'L2') {
+    // the conformance results as they go out with a release: JUnit (one suite per run) and the table
+    const suites = allRuns
+      .filter((r) => r.l2?.conformance)
+      .map((r) => ({
+        name: `${r.id} (Kubernetes ${kubeletInfo[r.kubelet].version.replace(/^Kubernetes /, '')}, profile ${r.profile})`,
+        cases: r.l2!.conformance!.results.map((t) => ({ name: t.name, status: (t.result === 'not run' || t.result === NEEDS_KVM ? 'skipped' : t.result) as JunitStatus, seconds: t.seconds, ...(t.message ? { message: t.message } : {}) })),
+      }));
+    await writeFileAtomic(join(outDir, CONFORMANCE_JUNIT), writeJunit(suites));
+    await writeFileAtomic(join(outDir, CONFORMANCE_TABLE), `${renderConformance(report)}\n`);
+  }
+  return { report, text };
+}
+
 export async function runLab(opts: LabOptions): Promise<LabReport> {
   const log = opts.log;
   const signal = opts.signal;
@@ -257,61 +403,7 @@ export async function runLab(opts: LabOptions): Promise<LabReport> {
   const runsOut = join(outDir, 'runs');
   let aborted = false;
   try {
-    await mkdir(join(share, 'lab'), { recursive: true });
-    await claimDir(workDir);
-    await mkdir(join(share, 'profiles'));
-    await mkdir(join(share, 'out'));
-    for (const f of RUNTIME_FILES) await copyFile(labFile(f), join(share, 'lab', f));
-    if (opts.l2) {
-      const f = join(share, 'lab', 'containerd-l2.toml');
-      await writeFile(f, (await readFile(f, 'utf8')).replace('@PAUSE_IMAGE@', opts.l2.imageRefs.pause));
-    }
-    // the kubelets travel on their own read-only disk (outside the 9p share)
-    const kdir = join(workDir, 'kubelets');
-    await mkdir(kdir);
-    let kbytes = 0;
-    for (const k of KUBELET_KINDS) {
-      await linkOrCopy(kubelets[k], join(kdir, `kubelet-${k}`));
-      kbytes += (await stat(kubelets[k])).size;
-    }
-    let hostPort: number | undefined;
-    if (level === 'L2') {
-      const l2 = opts.l2!;
-      for (const p of L2_DISK_PROGRAMS) {
-        await linkOrCopy(l2.binaries.paths[p], join(kdir, p));
-        kbytes += (await stat(l2.binaries.paths[p])).size;
-      }
-      const images = join(kdir, 'images-l2.tar');
-      log(`lab: L2 test images (${Object.values(l2.imageRefs).join(', ')})`);
-      await writeL2Images(images, { refs: l2.imageRefs, imageFiles: guest.imageFiles, bins: l2.binaries, tree: l2.tree });
-      kbytes += (await stat(images)).size;
-      hostPort = await freeLoopbackPort();
-      // per run: fresh credentials, kubeconfigs and the run's settings, in its control folder
-      for (const r of runs) {
-        const ctl = join(share, 'l2', r.id);
-        await mkdir(ctl, { recursive: true });
-        await makeRunPki(join(ctl, 'pki'), { hostPort, containerDir: '/lab-ctl/pki' });
-        await writeFile(
-          join(ctl, 'run.env'),
-          [
-            'IMAGES=/opt/lab/kubelets/images-l2.tar',
-            'CONTAINERD_CONFIG=containerd-l2.toml',
-            `DATASTORE='${L2_DATASTORE}'`,
-            `NODE_IP=${NODE_IP}`,
-            `NODE_NAME=${NODE_NAME}`,
-            `SERVICE_CIDR=${SERVICE_CIDR}`,
-            `APISERVER_BUDGET=${L2_BUDGETS.apiserverReady}`,
-            '',
-          ].join('\n'),
-        );
-      }
-    }
-    const kubeletDisk = join(workDir, 'kubelets.img');
-    await run('mkfs.ext4', ['-q', '-F', '-L', 'labkubelets', '-d', kdir, kubeletDisk, `${Math.ceil(kbytes / 1048576) + 64}M`], { signal });
-    for (const p of profiles) await writeFile(join(share, 'profiles', `${p.id}.txt`), compileProfile(p));
-    await rm(runsOut, { recursive: true, force: true });
-    await mkdir(runsOut, { recursive: true });
-    for (const name of await readdir(outDir)) if (/^(console|guest)\.(boot\d+|kvm)\.log$/.test(name)) await rm(join(outDir, name), { force: true });
+    const { kubeletDisk, hostPort } = await prepareShare({ workDir, share, runsOut, outDir, kubelets, level, l2: opts.l2, runs, profiles, guest, log, signal });
 
     // 3. boot and watch the console; a guest that ends before its runs are done (a crash,
     // a kernel panic, qemu killed from outside) is booted once more for the runs left,
@@ -553,47 +645,7 @@ export async function runLab(opts: LabOptions): Promise<LabReport> {
       const got = results.get(r.id);
       if (got) allRuns.push(got);
     }
-    const finishedAt = new Date();
-    const base = {
-      schema: 1 as const,
-      level,
-      startedAt: startedAt.toISOString(),
-      finishedAt: finishedAt.toISOString(),
-      seconds: Math.round((finishedAt.getTime() - startedAt.getTime()) / 100) / 10,
-      accel,
-      accelNote: accelNote ?? null,
-      accelFallback,
-      guest: { key: guest.key, cached: guest.cached, dir: guest.dir, versions: guest.meta.versions, kernelRelease: guest.meta.kernelRelease },
-      kubelets: kubeletInfo,
-      ...(opts.l2 ? { l2: { binaries: opts.l2.binaries.sha256, images: opts.l2.imageRefs, datastore: L2_DATASTORE, conformanceTier: opts.l2.conformance?.tier ?? 'none', kine: opts.l2.binaries.kineVersion } } : {}),
-      profiles: profiles.map(summary),
-      runs: allRuns,
-      steps: clock.steps,
-      labProblems,
-      guestRestarts,
-      neutrality: profiles
-        .filter((p) => p.neutral)
-        .flatMap((p) => {
-          const st = allRuns.find((r) => r.profile === p.id && r.kubelet === 'stock');
-          const pt = allRuns.find((r) => r.profile === p.id && r.kubelet === 'patched');
-          return st && pt ? neutralityFacts(p.id, st, pt) : [];
-        }),
-    };
-    const report: LabReport = { ...base, verdict: labVerdict(base) };
-    await writeFileAtomic(join(outDir, 'lab-report.json'), JSON.stringify(report, null, 2) + '\n');
-    const text = renderReport(report);
-    await writeFileAtomic(join(outDir, 'lab-report.txt'), text);
-    if (level === 'L2') {
-      // the conformance results as they go out with a release: JUnit (one suite per run) and the table
-      const suites = allRuns
-        .filter((r) => r.l2?.conformance)
-        .map((r) => ({
-          name: `${r.id} (Kubernetes ${kubeletInfo[r.kubelet].version.replace(/^Kubernetes /, '')}, profile ${r.profile})`,
-          cases: r.l2!.conformance!.results.map((t) => ({ name: t.name, status: (t.result === 'not run' || t.result === NEEDS_KVM ? 'skipped' : t.result) as JunitStatus, seconds: t.seconds, ...(t.message ? { message: t.message } : {}) })),
-        }));
-      await writeFileAtomic(join(outDir, CONFORMANCE_JUNIT), writeJunit(suites));
-      await writeFileAtomic(join(outDir, CONFORMANCE_TABLE), `${renderConformance(report)}\n`);
-    }
+    const { report, text } = await writeLabReport({ opts, outDir, level, startedAt, accel, accelNote, accelFallback, guest, kubeletInfo, profiles, allRuns, steps: clock.steps, labProblems, guestRestarts });
     for (const line of text.trimEnd().split('\n')) log(line);
     return report;
   } finally {

@@ -6,9 +6,18 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { readFileSync } from 'node:fs';
 import { hashJson, listFiles } from './fsutil.js';
 import { run, type RunResult } from './exec.js';
-import { PROJECT_ROOT } from '../manifest.js';
-import { StageError, type EngineName } from '../stages/types.js';
+import { PROJECT_ROOT } from './project.js';
 import type { Logger } from './progress.js';
+
+/** Where a build runs: a container engine, or the host's own Go toolchain. */
+export type EngineName = 'docker' | 'podman' | 'host';
+
+/** An engine or Go toolchain problem; the hint is the command or setting that fixes it. */
+export class EngineError extends Error {
+  constructor(message: string, readonly hint?: string) {
+    super(message);
+  }
+}
 
 export type ContainerEngine = 'docker' | 'podman';
 
@@ -40,11 +49,10 @@ export async function resolveEngine(wanted: EngineName | 'auto', log: Logger, o:
     states.push(`${c}: ${s === 'missing' ? 'not installed' : 'installed, but the engine does not answer'}`);
   }
   const down = states.some((s) => s.includes('does not answer'));
-  throw new StageError(
+  throw new EngineError(
     `no usable container engine (${states.join('; ')}). ` +
       (down && candidates.includes('docker') ? 'Start the Docker engine: (dockerd > /var/log/dockerd.log 2>&1 &)  or: systemctl start docker. ' : INSTALL_ENGINE_HINT) +
       (o.hostAllowed === false ? '' : HOST_ENGINE_HINT),
-    'build',
   );
 }
 
@@ -57,15 +65,14 @@ export async function imageId(engine: ContainerEngine, ref: string): Promise<str
 export async function hostGoroot(version: string, log: Logger): Promise<string> {
   const env = { ...process.env, GOTOOLCHAIN: `go${version}`, GOFLAGS: '' };
   const res = await run('go', ['env', 'GOROOT', 'GOVERSION'], { env, reject: false, onLine: (l) => log.detail(l) }).catch((e: Error) => {
-    throw new StageError(`cannot run the host Go (${e.message}); install Go, or use an engine that can pull the official Go image`, 'build');
+    throw new EngineError(`cannot run the host Go (${e.message}); install Go, or use an engine that can pull the official Go image`);
   });
   const [goroot, goversion] = res.stdout.trim().split('\n');
   if (res.exitCode !== 0 || goversion !== `go${version}`) {
-    throw new StageError(
+    throw new EngineError(
       `Go ${version} (declared by the Kubernetes tag) is not available on this host: ${res.stderr.trim() || `got ${goversion}`}. ` +
         `It comes as the toolchain module golang.org/toolchain through the Go module proxy: check GOPROXY, or install Go ${version}. ` +
         `The builder never silently uses another Go.`,
-      'build',
     );
   }
   return goroot!;
@@ -117,7 +124,7 @@ export async function ensureBuilderImage(
         step.succeed();
       } else {
         step.fail(`cannot pull ${official}: ${pulled.stderr.trim().split('\n').pop()}`);
-        if (base === 'official') throw new StageError(`cannot pull the official Go image ${official}; use ${baseFlag} local to bootstrap it from the host toolchain`, 'build');
+        if (base === 'official') throw new EngineError(`cannot pull the official Go image ${official}; use ${baseFlag} local to bootstrap it from the host toolchain`);
         log.info(`falling back to a builder bootstrapped from the host Go toolchain (${baseFlag} local)`);
       }
     }
@@ -129,7 +136,7 @@ export async function ensureBuilderImage(
     onLine: (l) => log.detail(l),
   });
   const check = await run(engine, ['run', '--rm', ...engineRunLimits(engine), '--network', 'none', ref, 'go', 'version']);
-  if (!check.stdout.includes(`go${version} `)) throw new StageError(`builder image ${ref} reports "${check.stdout.trim()}", not go${version}`, 'build');
+  if (!check.stdout.includes(`go${version} `)) throw new EngineError(`builder image ${ref} reports "${check.stdout.trim()}", not go${version}`);
   step.succeed(`builder image ${ref}: ${check.stdout.trim()}`);
   return { ref, id: (await imageId(engine, ref))! };
 }
@@ -223,11 +230,10 @@ export async function verifyGoRelease(engine: EngineName, version: string, manif
   if (res.exitCode === 0) return;
   const why = res.stderr.trim().split('\n').slice(-2).join(' ');
   if (/not available|not found|unknown revision|invalid version|404|410/i.test(why)) {
-    throw new StageError(
+    throw new EngineError(
       `Go ${version} (go.version of ${manifestFile}) is not a Go release: the Go module proxy has no toolchain ${mod} (${why}). ` +
         'Fix go.version: it is the Kubernetes tag\'s .go-version, which "kubelet-lxc pin" writes',
-      'build',
-      { hint: `set go.version in ${manifestFile} to the tag's .go-version, or re-pin the release` },
+      `set go.version in ${manifestFile} to the tag's .go-version, or re-pin the release`,
     );
   }
   log.warn(`cannot confirm that Go ${version} is a Go release (the Go module proxy did not answer: ${why}); the build stage checks it again`);

@@ -1,4 +1,5 @@
 // The one seam to execa: every process runs from an argument array, never a shell string.
+import { readFileSync, readdirSync } from 'node:fs';
 import { execa, ExecaError, type Options, type ResultPromise } from 'execa';
 
 export interface RunOptions {
@@ -14,6 +15,12 @@ export interface RunOptions {
   timeoutMs?: number;
   /** Strings to mask in any error message (tokens). */
   secrets?: string[];
+  /**
+   * For commands that start children of their own (debootstrap runs dpkg and chroot): a cancel
+   * or timeout ends the whole process tree, children first, and the command runs under
+   * `setpriv --pdeathsig TERM`, so it ends with this process however that ends.
+   */
+  wholeTree?: boolean;
 }
 
 export interface RunResult {
@@ -59,18 +66,24 @@ export function cancelCommandsOn(signal: AbortSignal): void {
 }
 
 export async function run(file: string, args: readonly string[], opts: RunOptions = {}): Promise<RunResult> {
+  const signal = opts.signal === null ? undefined : (opts.signal ?? processSignal);
+  const cmd = maskSecrets([file, ...args].join(' '), opts.secrets);
+  if (opts.wholeTree && signal?.aborted) throw new CommandError(`interrupted: ${cmd}`, cmd, undefined, '', '');
   const options: Options = {
     cwd: opts.cwd,
     env: opts.env,
     input: opts.input,
     all: true,
     reject: false,
-    cancelSignal: opts.signal === null ? undefined : (opts.signal ?? processSignal),
-    timeout: opts.timeoutMs,
+    // wholeTree: this function ends the tree itself (execa would end only the direct child,
+    // and its children, reparented, could no longer be found)
+    cancelSignal: opts.wholeTree ? undefined : signal,
+    timeout: opts.wholeTree ? undefined : opts.timeoutMs,
     stripFinalNewline: true,
     encoding: 'utf8',
   };
-  const child = execa(file, args, options);
+  const child = opts.wholeTree ? execa('setpriv', ['--pdeathsig', 'TERM', '--', file, ...args], options) : execa(file, args, options);
+  const treeStop = opts.wholeTree ? stopTreeOn(child, signal, opts.timeoutMs) : undefined;
   if (opts.onLine) {
     let buf = '';
     child.all?.on('data', (chunk: Buffer) => {
@@ -86,6 +99,8 @@ export async function run(file: string, args: readonly string[], opts: RunOption
   } catch (err) {
     if (err instanceof ExecaError) result = err;
     else throw err;
+  } finally {
+    treeStop?.done();
   }
   const out: RunResult = {
     exitCode: result.exitCode ?? -1,
@@ -93,14 +108,14 @@ export async function run(file: string, args: readonly string[], opts: RunOption
     stderr: String(result.stderr ?? ''),
     all: String(result.all ?? ''),
   };
-  const cmd = maskSecrets([file, ...args].join(' '), opts.secrets);
-  if ((result as { isCanceled?: boolean }).isCanceled) {
+  if ((result as { isCanceled?: boolean }).isCanceled || treeStop?.why() === 'abort') {
     throw new CommandError(`interrupted: ${cmd}`, cmd, out.exitCode, out.stdout, out.stderr);
   }
-  if ((result as { code?: string }).code === 'ENOENT' || (result as { originalMessage?: string }).originalMessage?.includes('ENOENT')) {
-    throw new CommandError(`command not found: ${file} (install it, or put it on PATH)`, cmd, undefined, '', '');
-  }
-  if ((result as { timedOut?: boolean }).timedOut) {
+  const enoent = (result as { code?: string }).code === 'ENOENT' || (result as { originalMessage?: string }).originalMessage?.includes('ENOENT');
+  // under setpriv, a missing command is setpriv's exit 127
+  const missing = enoent ? (opts.wholeTree ? 'setpriv' : file) : opts.wholeTree && out.exitCode === 127 && /setpriv: failed to execute/.test(out.stderr) ? file : undefined;
+  if (missing) throw new CommandError(`command not found: ${missing} (install it, or put it on PATH)`, cmd, undefined, '', '');
+  if ((result as { timedOut?: boolean }).timedOut || treeStop?.why() === 'timeout') {
     throw new CommandError(`timed out after ${opts.timeoutMs} ms: ${cmd}`, cmd, out.exitCode, out.stdout, out.stderr);
   }
   if (out.exitCode !== 0 && opts.reject !== false) {
@@ -108,6 +123,62 @@ export async function run(file: string, args: readonly string[], opts: RunOption
     throw new CommandError(`command failed (exit ${out.exitCode}): ${cmd}\n${tail}`, cmd, out.exitCode, out.stdout, out.stderr);
   }
   return out;
+}
+
+/** pid and its descendants (from /proc), children before parents. */
+export function processTree(pid: number): number[] {
+  const children = new Map<number, number[]>();
+  for (const name of readdirSync('/proc')) {
+    if (!/^\d+$/.test(name)) continue;
+    try {
+      const stat = readFileSync(`/proc/${name}/stat`, 'utf8');
+      // pid (comm) state ppid ...: comm may hold spaces and parentheses
+      const ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+      children.set(ppid, [...(children.get(ppid) ?? []), Number(name)]);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  const out: number[] = [];
+  const walk = (p: number): void => {
+    for (const c of children.get(p) ?? []) walk(c);
+    out.push(p);
+  };
+  walk(pid);
+  return out;
+}
+
+function killTree(pid: number | undefined, sig: NodeJS.Signals): void {
+  if (!pid) return;
+  for (const p of processTree(pid)) {
+    try {
+      process.kill(p, sig);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+/** Ends child's whole tree on signal or after timeoutMs (SIGTERM, then SIGKILL 5 s later); why() says which came. */
+function stopTreeOn(child: ResultPromise, signal: AbortSignal | undefined, timeoutMs: number | undefined): { why: () => 'abort' | 'timeout' | undefined; done: () => void } {
+  let why: 'abort' | 'timeout' | undefined;
+  const stop = (reason: 'abort' | 'timeout'): void => {
+    why ??= reason;
+    killTree(child.pid, 'SIGTERM');
+    setTimeout(() => {
+      if (child.exitCode === null && child.signalCode === null) killTree(child.pid, 'SIGKILL');
+    }, 5000).unref();
+  };
+  const onAbort = (): void => stop('abort');
+  signal?.addEventListener('abort', onAbort, { once: true });
+  const timer = timeoutMs ? setTimeout(() => stop('timeout'), timeoutMs) : undefined;
+  return {
+    why: () => why,
+    done: () => {
+      if (timer) clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
+    },
+  };
 }
 
 /** Whether a program can be run at all (on PATH). */

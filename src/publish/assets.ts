@@ -1,31 +1,32 @@
-// The local side of a publish: the release assets in dist/, their hashes, and the aggregate
-// checksums asset (SHA256SUMS) that covers every other asset.
-import { createHash } from 'node:crypto';
+// The local side of a publish: the release assets in dist/ as the package stage's artifact lists
+// describe them (kind, platform, digests, stand-in or not), each file checked against its list,
+// and the checksum files (SHA256SUMS covers every other asset) checked against the lists.
 import { createReadStream } from 'node:fs';
 import { readdir, readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { fileHash } from '../lib/fsutil.js';
+import { ArtifactListError, derivedChecksums, readArtifactLists, roleOf, SAFE_ASSET_NAME, SUMS256, SUMS512 } from '../stages/package/artifacts.js';
 import type { AssetBody } from './github.js';
 
 /** The aggregate checksums asset: `sha256sum -c SHA256SUMS` verifies every other asset. */
-export const SUMS_NAME = 'SHA256SUMS';
+export const SUMS_NAME = SUMS256;
 
 export interface LocalAsset {
   name: string;
   size: number;
   sha256: string;
   contentType: string;
-  /** dist: a file in dist/; generated: made by the publisher (SHA256SUMS when dist has none). */
-  source: 'dist' | 'generated';
-  /** The file in dist/, when source is dist. */
-  path?: string;
+  /** From the artifact list; artifact-list, checksums and signature for the files around the lists. */
+  kind: string;
+  /** Built on the generated stand-in base image, as its list says. */
+  standIn: boolean;
+  /** The file in dist/. */
+  path: string;
   body: AssetBody;
 }
 
 export class AssetError extends Error {}
 
-/** Names GitHub keeps as given (it rewrites others, which would break matching by name). */
-const SAFE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]*$/;
 
 export function contentTypeOf(name: string): string {
   if (name.endsWith('.json')) return 'application/json';
@@ -40,19 +41,11 @@ export function contentTypeOf(name: string): string {
 }
 
 /** The optional SHA-512 twin the package stage writes beside SHA256SUMS; verified the same way when present. */
-export const SUMS512_NAME = 'SHA512SUMS';
+export const SUMS512_NAME = SUMS512;
 
 /** Whether an asset is covered by the aggregate sums (everything but SHA256SUMS, SHA512SUMS and their signatures/bundles). */
 export function coveredBySums(name: string): boolean {
   return !/^SHA(256|512)SUMS(\..*)?$/.test(name);
-}
-
-export function renderSums(assets: readonly { name: string; sha256: string }[]): string {
-  return assets
-    .filter((a) => coveredBySums(a.name))
-    .map((a) => `${a.sha256}  ${a.name}\n`)
-    .sort((a, b) => (a.slice(66) < b.slice(66) ? -1 : a.slice(66) > b.slice(66) ? 1 : 0))
-    .join('');
 }
 
 /** Upload order: the covered assets by name, then SHA256SUMS and SHA512SUMS, then their signatures. */
@@ -91,9 +84,18 @@ export interface ReadAssetsResult {
   ignored: { name: string; why: string }[];
 }
 
+/** Lines of a sums text as name -> digest. */
+function sumsEntries(text: string): { name: string; sha256: string }[] {
+  return text
+    .split('\n')
+    .filter((l) => l.trim() !== '')
+    .map((l) => ({ sha256: l.slice(0, l.indexOf(' ')), name: l.slice(l.indexOf(' ') + 2) }));
+}
+
 /**
- * Every regular file directly in distDir, hashed, plus SHA256SUMS: verified when dist has one
- * (it must list exactly the other assets with their hashes), generated when it does not.
+ * Every regular file directly in distDir, as the artifact lists describe it: each listed file
+ * present with its listed size and sha256, no file outside the lists, and the checksum files
+ * exactly what the lists call for. Any mismatch is an AssetError that says how to fix it.
  */
 export async function readAssets(distDir: string, runBuildHint: string): Promise<ReadAssetsResult> {
   let entries;
@@ -110,55 +112,59 @@ export async function readAssets(distDir: string, runBuildHint: string): Promise
     else ignored.push({ name: e.name, why: e.isDirectory() ? 'a directory (assets are the files directly in dist/)' : 'not a regular file' });
   }
   if (files.length === 0) throw new AssetError(`no release assets: ${distDir} has no files. ${runBuildHint}`);
-  const bad = files.filter((n) => !SAFE_NAME.test(n));
+  const bad = files.filter((n) => !SAFE_ASSET_NAME.test(n));
   if (bad.length) {
     throw new AssetError(
       `asset names GitHub would rewrite (use letters, digits, ".", "-", "_"): ${bad.map((b) => JSON.stringify(b)).join(', ')}`,
     );
   }
+  let contents;
+  try {
+    contents = await readArtifactLists(distDir);
+  } catch (err) {
+    if (err instanceof ArtifactListError) throw new AssetError(err.message);
+    throw err;
+  }
+  if (contents.lists.size === 0) {
+    throw new AssetError(`no artifact list (artifacts-linux-<arch>.json) in ${distDir}, so nothing says what its files are: they were not made by the package stage. ${runBuildHint}`);
+  }
+  const fixHint = `Add files made after the package stage with "kubelet-lxc artifacts add --dist ${distDir} --platform <platform> --kind <kind> <file>", then rewrite the checksum files with "kubelet-lxc artifacts sums --dist ${distDir}"; or rebuild.`;
+  const listed = new Map(contents.artifacts.map((a) => [a.name, a]));
+  const derived = await derivedChecksums(distDir, contents);
+  const present = new Set(files);
+  const problems: string[] = [];
+  for (const a of contents.artifacts) if (!present.has(a.name)) problems.push(`${a.name}: listed (${a.kind}), but not in dist/`);
+  for (const n of files) {
+    if (roleOf(n) === 'artifact' && !listed.has(n)) problems.push(`${n}: in dist/, but in no artifact list`);
+    if (roleOf(n) === 'derived-sums' && !derived.has(n)) problems.push(`${n}: a checksum file the artifact lists do not call for`);
+  }
+  for (const n of derived.keys()) if (!present.has(n)) problems.push(`${n}: missing (the checksum files are written from the artifact lists)`);
+
   const assets: LocalAsset[] = [];
   for (const name of files.sort()) {
     const file = path.join(distDir, name);
     const size = (await stat(file)).size;
     const sha256 = await fileHash(file);
-    assets.push({ name, size, sha256, contentType: contentTypeOf(name), source: 'dist', path: file, body: { kind: 'stream', open: () => createReadStream(file) } });
-  }
-  if (assets.filter((a) => coveredBySums(a.name)).length === 0) {
-    throw new AssetError(`no release assets in ${distDir}: only ${files.join(', ')}. ${runBuildHint}`);
-  }
-  const expected = renderSums(assets);
-  const existing = assets.find((a) => a.name === SUMS_NAME);
-  if (existing) {
-    const problems = compareSums(await readFile(existing.path!, 'utf8'), assets);
-    if (problems.length) {
-      throw new AssetError(
-        `${existing.path} does not match the files in ${distDir}:\n${problems.map((p) => `  ${p}`).join('\n')}\n` +
-          `Delete it (the publisher then makes one) or regenerate it: cd ${distDir} && sha256sum $(ls | grep -Ev '^SHA(256|512)SUMS') > ${SUMS_NAME}`,
-      );
+    const a = listed.get(name);
+    const role = roleOf(name);
+    if (a && (a.size !== size || a.sha256 !== sha256)) {
+      problems.push(`${name}: changed since it was listed (the list says ${a.size} bytes sha256 ${a.sha256}, the file has ${size} bytes sha256 ${sha256})`);
     }
-  }
-  const sums512 = assets.find((a) => a.name === SUMS512_NAME);
-  if (sums512) {
-    const sha512 = new Map<string, string>();
-    for (const a of assets) if (coveredBySums(a.name)) sha512.set(a.name, await fileHash(a.path!, 'sha512'));
-    const problems = compareSums(await readFile(sums512.path!, 'utf8'), assets, 'sha512', (n) => sha512.get(n)!);
-    if (problems.length) {
-      throw new AssetError(
-        `${sums512.path} does not match the files in ${distDir}:\n${problems.map((p) => `  ${p}`).join('\n')}\n` +
-          `Delete it or regenerate it: cd ${distDir} && sha512sum $(ls | grep -Ev '^SHA(256|512)SUMS') > ${SUMS512_NAME}`,
-      );
+    const want = derived.get(name);
+    if (want !== undefined) {
+      const text = await readFile(file, 'utf8');
+      if (text !== want) {
+        const algo = /512/.test(name) ? 'sha512' : 'sha256';
+        const expected = sumsEntries(want);
+        const why = compareSums(text, expected, algo, (n) => expected.find((e) => e.name === n)!.sha256);
+        problems.push(`${name} does not match the files in ${distDir}: ${why.length ? why.join('; ') : 'same entries, other formatting'}`);
+      }
     }
+    const kind = a?.kind ?? (role === 'list' ? 'artifact-list' : role === 'derived-sums' ? 'checksums' : 'signature');
+    assets.push({ name, size, sha256, contentType: contentTypeOf(name), kind, standIn: a?.standIn ?? false, path: file, body: { kind: 'stream', open: () => createReadStream(file) } });
   }
-  if (!existing) {
-    const data = Buffer.from(expected, 'utf8');
-    assets.push({
-      name: SUMS_NAME,
-      size: data.length,
-      sha256: createHash('sha256').update(data).digest('hex'),
-      contentType: contentTypeOf(SUMS_NAME),
-      source: 'generated',
-      body: { kind: 'buffer', data },
-    });
+  if (problems.length) {
+    throw new AssetError(`${distDir} does not match its artifact lists:\n${problems.map((p) => `  ${p}`).join('\n')}\n${fixHint}`);
   }
   assets.sort((a, b) => uploadOrder(a.name, b.name));
   return { assets, ignored };

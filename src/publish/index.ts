@@ -15,6 +15,6 @@ export {
   type AssetPlan,
   type RemovedAsset,
 } from './publish.js';
-export { SUMS_NAME, readAssets, renderSums, compareSums } from './assets.js';
+export { SUMS_NAME, readAssets, compareSums } from './assets.js';
 export { GitHubError } from './github.js';
 export { maskSecrets } from '../lib/exec.js';

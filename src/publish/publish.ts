@@ -39,7 +39,8 @@ export interface AssetReport {
   plan: AssetPlan;
   sha256: string;
   size: number;
-  source: 'dist' | 'generated';
+  /** what the artifact list says it is */
+  kind: string;
   note?: string;
 }
 
@@ -165,23 +166,8 @@ async function publish(opts: PublishOptions, token: string, log: Logger): Promis
   const tag = releaseTag(manifest);
   const name = releaseName(manifest);
 
-  let local;
-  try {
-    local = await readAssets(distDir, `Run the build first: kubelet-lxc build --release ${manifest.id} (it writes the assets into that folder).`);
-  } catch (err) {
-    if (err instanceof AssetError) throw new PublishError(err.message);
-    throw err;
-  }
-  for (const i of local.ignored) log.warn(`not publishing ${i.name}: ${i.why}`);
+  const local = await localAssets(opts, log);
   const assets = local.assets;
-  // the assets readAssets listed (dist/ is read once)
-  const standIn = await standInImages(assets);
-  if (standIn.length && !opts.allowStandIn) {
-    const what = `${standIn.join(', ')} ${standIn.length > 1 ? 'were' : 'was'} built on a STAND-IN base image (no rancher/rke2-runtime was available): rebuild with --base-image-archive <docker-archive of the real image> before publishing`;
-    // a dry run shows the plan, and says the real run would refuse
-    if (!dryRun) throw new PublishError(what);
-    log.warn(`a real publish would refuse: ${what}`);
-  }
 
   const report: PublishReport = {
     repo: opts.repo,
@@ -204,7 +190,7 @@ async function publish(opts: PublishOptions, token: string, log: Logger): Promis
       throw new PublishError('no GitHub token: set GITHUB_TOKEN (or GH_TOKEN) in the environment to a token with contents: write on the repository');
     }
     log.warn('no GITHUB_TOKEN or GH_TOKEN: planning from dist/ alone, without reading the release on GitHub');
-    report.assets = assets.map((a) => ({ name: a.name, action: 'planned', plan: 'upload', sha256: a.sha256, size: a.size, source: a.source }));
+    report.assets = assets.map((a) => ({ name: a.name, action: 'planned', plan: 'upload', sha256: a.sha256, size: a.size, kind: a.kind }));
     report.wouldPublish = true;
     return report;
   }
@@ -228,6 +214,111 @@ async function publish(opts: PublishOptions, token: string, log: Logger): Promis
   }
 
   // 2. The plan.
+  const { planned, removals } = await planAssets(gh, opts, log, { tag, distDir, assets, remoteAssets });
+
+  report.removed = [
+    ...planned.flatMap((p) => p.remove.filter((r) => r.state !== 'uploaded').map((r) => ({ name: r.name, id: r.id, reason: `half-made upload (state ${r.state})` }))),
+    ...removals.map((r) => ({ name: r.asset.name, id: r.asset.id, reason: r.reason })),
+  ];
+
+  if (dryRun) {
+    report.assets = planned.map((p) => toReport(p, 'planned'));
+    report.wouldPublish = !release || release.draft;
+    report.published = !!release && !release.draft;
+    return report;
+  }
+
+  // 3. Act: the draft, the removals, the uploads.
+  if (!release) {
+    release = await gh.createDraftRelease({
+      tag,
+      name,
+      body: releaseBody(manifest, opts.repo, assets),
+      prerelease: isPrerelease(tag),
+      targetCommitish: opts.env.GITHUB_SHA || undefined,
+    });
+    report.release = { id: release.id, url: release.htmlUrl, origin: 'created', draft: release.draft };
+    log.info(`created draft release ${tag} (id ${release.id})`);
+  }
+  for (const r of removals) {
+    log.info(`deleting ${r.asset.name} (${r.reason})`);
+    await gh.deleteAsset(r.asset);
+  }
+  const uploadedNow = await uploadPlanned(gh, release, planned, report, log);
+
+  // 4. Verify: every asset exactly once, complete, with the right bytes; nothing else.
+  await verifyRelease(gh, release, { tag, assets, uploadedNow });
+  log.info(`verified: ${assets.length} assets on release ${tag}, each once, with the expected sha256`);
+
+  // 5. Publish, only now.
+  if (release.draft) {
+    release = await gh.publishRelease(release.id);
+    log.info(`published release ${tag}: ${release.htmlUrl}`);
+  }
+  report.release = { ...report.release, id: release.id, url: release.htmlUrl, draft: release.draft };
+  report.published = !release.draft;
+  return report;
+}
+
+function toReport(p: PlannedAsset, action: AssetAction): AssetReport {
+  return { name: p.asset.name, action, plan: p.plan, sha256: p.asset.sha256, size: p.asset.size, kind: p.asset.kind, ...(p.note ? { note: p.note } : {}) };
+}
+
+/** Deletes what each planned asset replaces, then uploads it (or skips it); returns the names uploaded now. */
+async function uploadPlanned(gh: GitHubClient, release: RemoteRelease, planned: PlannedAsset[], report: PublishReport, log: Logger): Promise<Set<string>> {
+  const uploadedNow = new Set<string>();
+  for (const p of planned) {
+    for (const r of p.remove) {
+      log.info(`deleting ${r.name} (${r.state === 'uploaded' ? 'replaced' : `half-made, state ${r.state}`})`);
+      await gh.deleteAsset(r);
+    }
+    if (p.plan === 'skip') {
+      log.info(`skip ${p.asset.name}: already on the release with sha256 ${p.asset.sha256}`);
+      report.assets.push(toReport(p, 'skipped'));
+      continue;
+    }
+    const step = log.step(`upload ${p.asset.name} (${formatSize(p.asset.size)})`);
+    try {
+      await gh.uploadAsset(release, { name: p.asset.name, size: p.asset.size, sha256: p.asset.sha256, contentType: p.asset.contentType, body: p.asset.body });
+    } catch (err) {
+      step.fail();
+      throw err;
+    }
+    step.succeed();
+    uploadedNow.add(p.asset.name);
+    report.assets.push(toReport(p, p.plan === 'replace' ? 'replaced' : 'uploaded'));
+  }
+  return uploadedNow;
+}
+
+/** dist/ as the artifact lists describe it, refused (outside a dry run) if it holds a stand-in image. */
+async function localAssets(opts: PublishOptions, log: Logger): Promise<{ assets: LocalAsset[]; ignored: { name: string; why: string }[] }> {
+  let local;
+  try {
+    local = await readAssets(opts.distDir, `Run the build first: kubelet-lxc build --release ${opts.manifest.id} (it writes the assets into that folder).`);
+  } catch (err) {
+    if (err instanceof AssetError) throw new PublishError(err.message);
+    throw err;
+  }
+  for (const i of local.ignored) log.warn(`not publishing ${i.name}: ${i.why}`);
+  // what the lists say, and by content: an image archive that carries the stand-in label
+  const standIn = [...new Set([...local.assets.filter((a) => a.standIn).map((a) => a.name), ...(await standInImages(local.assets))])].sort();
+  if (standIn.length && !opts.allowStandIn) {
+    const what = `${standIn.join(', ')} ${standIn.length > 1 ? 'were' : 'was'} built on a STAND-IN base image (no rancher/rke2-runtime was available): rebuild with --base-image-archive <docker-archive of the real image> before publishing`;
+    // a dry run shows the plan, and says the real run would refuse
+    if (!opts.dryRun) throw new PublishError(what);
+    log.warn(`a real publish would refuse: ${what}`);
+  }
+  return local;
+}
+
+/** Per asset: upload, skip (same bytes on the release) or replace (--replace); strays to delete; anything else is a conflict that stops the publish before any change. */
+async function planAssets(
+  gh: GitHubClient,
+  opts: PublishOptions,
+  log: Logger,
+  { tag, distDir, assets, remoteAssets }: { tag: string; distDir: string; assets: LocalAsset[]; remoteAssets: RemoteAsset[] },
+): Promise<{ planned: PlannedAsset[]; removals: { asset: RemoteAsset; reason: string }[] }> {
   const planned: PlannedAsset[] = [];
   const conflicts: string[] = [];
   const byName = new Map<string, RemoteAsset[]>();
@@ -269,67 +360,11 @@ async function publish(opts: PublishOptions, token: string, log: Logger): Promis
     );
   }
 
-  const toReport = (p: PlannedAsset, action: AssetAction): AssetReport => ({
-    name: p.asset.name,
-    action,
-    plan: p.plan,
-    sha256: p.asset.sha256,
-    size: p.asset.size,
-    source: p.asset.source,
-    ...(p.note ? { note: p.note } : {}),
-  });
-  report.removed = [
-    ...planned.flatMap((p) => p.remove.filter((r) => r.state !== 'uploaded').map((r) => ({ name: r.name, id: r.id, reason: `half-made upload (state ${r.state})` }))),
-    ...removals.map((r) => ({ name: r.asset.name, id: r.asset.id, reason: r.reason })),
-  ];
+  return { planned, removals };
+}
 
-  if (dryRun) {
-    report.assets = planned.map((p) => toReport(p, 'planned'));
-    report.wouldPublish = !release || release.draft;
-    report.published = !!release && !release.draft;
-    return report;
-  }
-
-  // 3. Act: the draft, the removals, the uploads.
-  if (!release) {
-    release = await gh.createDraftRelease({
-      tag,
-      name,
-      body: releaseBody(manifest, opts.repo, assets),
-      prerelease: isPrerelease(tag),
-      targetCommitish: opts.env.GITHUB_SHA || undefined,
-    });
-    report.release = { id: release.id, url: release.htmlUrl, origin: 'created', draft: release.draft };
-    log.info(`created draft release ${tag} (id ${release.id})`);
-  }
-  for (const r of removals) {
-    log.info(`deleting ${r.asset.name} (${r.reason})`);
-    await gh.deleteAsset(r.asset);
-  }
-  const uploadedNow = new Set<string>();
-  for (const p of planned) {
-    for (const r of p.remove) {
-      log.info(`deleting ${r.name} (${r.state === 'uploaded' ? 'replaced' : `half-made, state ${r.state}`})`);
-      await gh.deleteAsset(r);
-    }
-    if (p.plan === 'skip') {
-      log.info(`skip ${p.asset.name}: already on the release with sha256 ${p.asset.sha256}`);
-      report.assets.push(toReport(p, 'skipped'));
-      continue;
-    }
-    const step = log.step(`upload ${p.asset.name} (${formatSize(p.asset.size)})`);
-    try {
-      await gh.uploadAsset(release, { name: p.asset.name, size: p.asset.size, sha256: p.asset.sha256, contentType: p.asset.contentType, body: p.asset.body });
-    } catch (err) {
-      step.fail();
-      throw err;
-    }
-    step.succeed();
-    uploadedNow.add(p.asset.name);
-    report.assets.push(toReport(p, p.plan === 'replace' ? 'replaced' : 'uploaded'));
-  }
-
-  // 4. Verify: every asset exactly once, complete, with the right bytes; nothing else.
+/** The release after the uploads: every asset exactly once, complete, with the right bytes, and nothing else. */
+async function verifyRelease(gh: GitHubClient, release: RemoteRelease, { tag, assets, uploadedNow }: { tag: string; assets: LocalAsset[]; uploadedNow: Set<string> }): Promise<void> {
   const after = await gh.listAssets(release.id);
   const problems: string[] = [];
   for (const a of assets) {
@@ -347,16 +382,7 @@ async function publish(opts: PublishOptions, token: string, log: Logger): Promis
   if (problems.length) {
     throw new PublishError(`release ${tag} is not complete after uploading, so it stays ${release.draft ? 'a draft' : 'as it is'}:\n${problems.map((p) => `  ${p}`).join('\n')}\nRerun the publish.`);
   }
-  log.info(`verified: ${assets.length} assets on release ${tag}, each once, with the expected sha256`);
 
-  // 5. Publish, only now.
-  if (release.draft) {
-    release = await gh.publishRelease(release.id);
-    log.info(`published release ${tag}: ${release.htmlUrl}`);
-  }
-  report.release = { ...report.release, id: release.id, url: release.htmlUrl, draft: release.draft };
-  report.published = !release.draft;
-  return report;
 }
 
 function describeRemote(assets: RemoteAsset[]): string {
@@ -392,7 +418,7 @@ export function formatReport(r: PublishReport): string {
   const w = Math.max(...r.assets.map((a) => a.name.length));
   for (const a of r.assets) {
     const verb = r.dryRun ? a.plan : a.action;
-    lines.push(`  ${verb.padEnd(8)} ${a.name.padEnd(w)}  ${formatSize(a.size).padStart(10)}  sha256:${a.sha256}${a.source === 'generated' ? '  (generated)' : ''}${a.note ? `  [${a.note}]` : ''}`);
+    lines.push(`  ${verb.padEnd(8)} ${a.name.padEnd(w)}  ${formatSize(a.size).padStart(10)}  sha256:${a.sha256}  ${a.kind}${a.note ? `  [${a.note}]` : ''}`);
   }
   for (const x of r.removed) lines.push(`  ${(r.dryRun ? 'delete' : 'deleted').padEnd(8)} ${x.name} (asset ${x.id}): ${x.reason}`);
   for (const i of r.ignored) lines.push(`  ignored  ${i.name}: ${i.why}`);

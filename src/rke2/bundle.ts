@@ -6,6 +6,7 @@ import { fileURLToPath } from 'node:url';
 import { archOf, type Platform } from '../manifest.js';
 import type { PackagedFile } from '../stages/types.js';
 import { packagedFile } from './packaged.js';
+import { writeSumsFor } from '../stages/package/artifacts.js';
 import { fileHash, writeFileAtomic } from '../lib/fsutil.js';
 import { writeDeterministicTar, type TarEntry } from '../lib/tarball.js';
 import { renderKubeletPathDropIn } from './config.js';
@@ -42,7 +43,7 @@ export interface BundleOptions {
 /** The INSTALL file: key=value lines that install.sh and installBundle read (never evaluated). */
 export function renderInstallFile(o: { version: string; rke2Version: string; platform: Platform }): string {
   return [
-    '# kubelet-lxc bundle description, read by install.sh and `kubelet-lxc install` (key=value, never evaluated)',
+    '# kubelet-lxc bundle description, read by install.sh, which `kubelet-lxc install` runs too (key=value, never evaluated)',
     'format=1',
     `version=${o.version}`,
     `rke2_version=${o.rke2Version}`,
@@ -70,7 +71,7 @@ still comes from the RKE2 release.
 - \`kubelet\`: the patched kubelet; \`kubelet --version\` prints \`Kubernetes ${o.version}\`.
 - \`${KUBELET_DROPIN_NAME}\`: the drop-in: \`kubelet-path\` plus the kubelet and kube-proxy flags an
   LXC node needs, each with its reason (some are commented out: read them).
-- \`install.sh\`: installer for nodes without Node.js (POSIX sh; dash and busybox work).
+- \`install.sh\`: the installer (POSIX sh; dash and busybox work; \`kubelet-lxc install\` runs it too).
 - \`INSTALL\`: where things go (read by the installers). \`SHA256SUMS\`: digests of all of these.
 
 ## Where it installs
@@ -150,9 +151,8 @@ export async function buildKubeletPathBundle(opts: BundleOptions): Promise<Packa
     await rm(work, { recursive: true, force: true });
   }
 
-  const digest = await fileHash(bundle);
   const sumFile = `${bundle}.sha256`;
-  await writeFileAtomic(sumFile, `${digest}  ${path.basename(bundle)}\n`);
+  await writeSumsFor(bundle, sumFile);
   // Beside the bundle, for operators to read without unpacking; the same for every architecture.
   const snippet = path.join(outDir, KUBELET_DROPIN_NAME);
   if ((await readFile(snippet, 'utf8').catch(() => undefined)) !== dropIn) await writeFileAtomic(snippet, dropIn);

@@ -1,6 +1,6 @@
 #!/bin/sh
-# kubelet-lxc installer for nodes without Node.js (POSIX sh: dash, busybox ash, bash).
-# Same steps and the same rollback state as `kubelet-lxc install`.
+# kubelet-lxc installer (POSIX sh: dash, busybox ash, bash), for nodes with or without Node.js.
+# The one installer: `kubelet-lxc install` runs this script too.
 #
 #   sh install.sh [--root DIR] BUNDLE.tar.gz    install (BUNDLE.tar.gz.sha256 must be beside it)
 #   sh install.sh [--root DIR] --rollback       restore what the last install replaced
@@ -8,7 +8,7 @@
 # Needs: tar, gzip, dd, sha256sum, cmp, mktemp and the usual file tools (coreutils or busybox).
 # Targets are confined to /usr/local/lib/kubelet-lxc/ and /etc/rancher/rke2/config.yaml.d/, nothing
 # is written through a symlink leading out of --root, and one install or rollback runs at a time
-# per root (the lock var/lib/kubelet-lxc/install.lock, shared with `kubelet-lxc install`).
+# per root (the lock var/lib/kubelet-lxc/install.lock).
 set -eu
 
 PROG='kubelet-lxc install'
@@ -266,6 +266,7 @@ ENTRIES
 
 do_install() {
 	[ -n "$BUNDLE" ] || { usage >&2; die 'no bundle given'; }
+	if [ -d "$BUNDLE" ]; then die "$BUNDLE is a folder, not a bundle file: give the kubelet-lxc-<version>-linux-<arch>.tar.gz"; fi
 	[ -f "$BUNDLE" ] || die "bundle $BUNDLE does not exist"
 	sumfile=$BUNDLE.sha256
 	[ -f "$sumfile" ] || die "checksum file $sumfile is missing: download it beside the bundle"
@@ -277,6 +278,7 @@ do_install() {
 	actual=$(sha256_of "$BUNDLE")
 	[ "$actual" = "$expected" ] || die "checksum mismatch for $BUNDLE: expected $expected, got $actual (damaged or tampered with: download it again)"
 	say "checksum ok: $actual"
+	gzip -t "$BUNDLE" 2>/dev/null || die "$BUNDLE is not a gzip file (a bundle is the kubelet-lxc-<version>-linux-<arch>.tar.gz of a release): refusing it"
 
 	STAGING=$(mktemp -d "${TMPDIR:-/tmp}/kubelet-lxc-install.XXXXXX")
 	gzip -dc "$BUNDLE" >"$STAGING/bundle.tar" || die "cannot decompress $BUNDLE (not a tar.gz?)"
@@ -346,6 +348,7 @@ do_install() {
 	K=$R$kubelet_path
 	D=$R$dropin_path
 	if [ ! -L "$K" ] && [ ! -L "$D" ] && [ -f "$K" ] && [ -f "$D" ] && cmp -s "$src/kubelet" "$K" && cmp -s "$src/$dropin_name" "$D"; then
+		say "in place: $kubelet_path and $dropin_path"
 		say "kubelet-lxc $version is already installed; nothing changed"
 		return 0
 	fi

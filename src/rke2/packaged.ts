@@ -1,10 +1,8 @@
-// One description of a file the package stage produced: name, kind, platform, size and sha256.
-import { stat } from 'node:fs/promises';
-import path from 'node:path';
-import { fileHash } from '../lib/fsutil.js';
+// One description of a file the package stage produced: its artifact-list entry (name, kind,
+// platform, size, digests, stand-in or not) and its path.
+import { describeArtifact } from '../stages/package/artifacts.js';
 import type { PackagedFile } from '../stages/types.js';
 
-export async function packagedFile(file: string, kind: string, platform?: PackagedFile['platform']): Promise<PackagedFile> {
-  const s = await stat(file);
-  return { path: file, name: path.basename(file), sha256: await fileHash(file), size: s.size, kind, ...(platform ? { platform } : {}) };
+export async function packagedFile(file: string, kind: string, platform?: PackagedFile['platform'], o: { standIn?: boolean } = {}): Promise<PackagedFile> {
+  return { path: file, ...(await describeArtifact(file, kind, { platform, standIn: o.standIn })) };
 }

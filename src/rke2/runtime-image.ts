@@ -296,9 +296,9 @@ export async function buildRuntimeImage(opts: RuntimeImageOptions): Promise<Pack
 
     const suffix = standIn ? '-stand-in' : '';
     return [
-      await packagedFile(plain, `rke2-runtime-image${suffix}`, platform),
-      await packagedFile(zst, `rke2-runtime-image-zstd${suffix}`, platform),
-      await packagedFile(snippet, `rke2-config-runtime-image${suffix}`),
+      await packagedFile(plain, `rke2-runtime-image${suffix}`, platform, { standIn }),
+      await packagedFile(zst, `rke2-runtime-image-zstd${suffix}`, platform, { standIn }),
+      await packagedFile(snippet, `rke2-config-runtime-image${suffix}`, undefined, { standIn }),
     ];
   } finally {
     await rm(work, { recursive: true, force: true });

@@ -1,12 +1,14 @@
-// package: what operators download. Per platform a deterministic kubelet tarball with sha256
-// and sha512 sums, and aggregate sums over everything in dist/.
+// package: what operators download. Per platform a deterministic kubelet tarball, its SBOM, the
+// RKE2 kubelet-path bundle and runtime image, and an artifact list saying what each file is;
+// then the checksum files, derived from the lists (package/artifacts.ts).
 import path from 'node:path';
-import { readFile, readdir } from 'node:fs/promises';
+import { readFile } from 'node:fs/promises';
 import { buildDirAtomic, exists, fileHash, writeFileAtomic } from '../lib/fsutil.js';
+import { derivedChecksums, readArtifactLists, writeArtifactList, writeChecksums } from './package/artifacts.js';
 import { writeDeterministicTar } from '../lib/tarball.js';
 import { PROJECT_ROOT, archOf } from '../manifest.js';
 import { hasCommand, run } from '../lib/exec.js';
-import { makeSpdxSbom, moduleHashesFromGoSum } from '../sbom.js';
+import { makeSpdxSbom, moduleHashesFromGoSum } from './package/sbom.js';
 import { buildKubeletPathBundle, buildRuntimeImage, parseImageRef, resolvesNowhere, runtimeImageTag, RUNTIME_IMAGE_REPO } from '../rke2/index.js';
 import { packagedFile } from '../rke2/packaged.js';
 import { StageError, type PackagedFile, type Stage, type StageContext, type StageOutputs } from './types.js';
@@ -16,7 +18,7 @@ export const packageStage: Stage<'package'> = {
   name: 'package',
   description: 'package tarballs, SBOMs, RKE2 bundles and runtime images, checksums',
   // src/rke2 holds install.sh and the drop-in and README templates
-  sources: () => ['src/stages/package.ts', 'src/rke2', 'src/sbom.ts', 'src/lib/tarball.ts'].map((f) => path.join(PROJECT_ROOT, f)),
+  sources: () => ['src/stages/package.ts', 'src/stages/package', 'src/rke2', 'src/lib/tarball.ts'].map((f) => path.join(PROJECT_ROOT, f)),
   async verify(ctx) {
     const { baseImageArchive, runtimeImageRepo, runtimeImageRevision } = ctx.opts.packaging;
     if (baseImageArchive) {
@@ -67,17 +69,14 @@ export const packageStage: Stage<'package'> = {
     const patched = prev.build!.binaries.filter((b) => b.variant === 'patched');
     const dist = ctx.paths.dist;
     const m = ctx.manifest.data;
-    // What the builders say each file is (a stand-in runtime image says so in its kind).
-    const kinds = new Map<string, string>();
     // dist/ is rebuilt whole, so it never mixes files of two runs.
     await buildDirAtomic(dist, async (dir) => {
       for (const b of patched) {
         const arch = archOf(b.platform);
-        const name = `kubelet-linux-${arch}.tar.gz`;
-        await writeDeterministicTar(path.join(dir, name), [{ name: 'kubelet', source: b.path, mode: 0o755 }], { mtime, gzip: true });
-        await writeSums(dir, `sha256sum-${arch}.txt`, [name], 'sha256');
-        await writeSums(dir, `sha512sum-${arch}.txt`, [name], 'sha512');
-        await writeSbom(ctx, prev, b, path.join(dir, `kubelet-linux-${arch}.spdx.json`), mtime);
+        const tarball = path.join(dir, `kubelet-linux-${arch}.tar.gz`);
+        await writeDeterministicTar(tarball, [{ name: 'kubelet', source: b.path, mode: 0o755 }], { mtime, gzip: true });
+        const sbom = path.join(dir, `kubelet-linux-${arch}.spdx.json`);
+        await writeSbom(ctx, prev, b, sbom, mtime);
         const bundle = await buildKubeletPathBundle({ kubelet: b.path, platform: b.platform, version: m.stamp.version, rke2Version: m.rke2.version, outDir: dir, mtime });
         const image = await buildRuntimeImage({
           kubeletByPlatform: { [b.platform]: b.path },
@@ -89,11 +88,13 @@ export const packageStage: Stage<'package'> = {
           mtime,
           log: ctx.log,
         });
-        for (const f of [...bundle, ...image]) kinds.set(f.name, f.kind);
+        // what the builders say each file is (a stand-in runtime image says so)
+        const files = [await packagedFile(tarball, 'kubelet-tarball', b.platform), await packagedFile(sbom, 'sbom', b.platform), ...bundle, ...image];
+        await writeArtifactList(dir, { schema: 1, platform: b.platform, artifacts: files.map(({ path: _path, ...a }) => a) });
       }
-      await writeAggregateSums(dir);
+      await writeChecksums(dir);
     });
-    return { dir: dist, files: (await describeDist(dist)).map((f) => ({ ...f, kind: kinds.get(f.name) ?? f.kind })) };
+    return { dir: dist, files: await describeDist(dist) };
   },
   async intact(_ctx, out) {
     for (const f of out.files) if (!(await exists(f.path)) || (await fileHash(f.path)) !== f.sha256) return false;
@@ -101,33 +102,13 @@ export const packageStage: Stage<'package'> = {
   },
 };
 
-export async function writeSums(dir: string, sumsName: string, names: string[], algo: 'sha256' | 'sha512'): Promise<void> {
-  const lines = await Promise.all([...names].sort().map(async (n) => `${await fileHash(path.join(dir, n), algo)}  ${n}`));
-  await writeFileAtomic(path.join(dir, sumsName), `${lines.join('\n')}\n`);
-}
-
-/** SHA256SUMS / SHA512SUMS over every other file in dir. */
-export async function writeAggregateSums(dir: string): Promise<void> {
-  const names = (await readdir(dir)).filter((n) => !/^SHA(256|512)SUMS$/.test(n) && !n.startsWith('.')).sort();
-  await writeSums(dir, 'SHA256SUMS', names, 'sha256');
-  await writeSums(dir, 'SHA512SUMS', names, 'sha512');
-}
-
+/** Every file in dist/: the listed artifacts as their lists say, then the lists and the checksum files derived from them. */
 export async function describeDist(dir: string): Promise<PackagedFile[]> {
-  const names = (await readdir(dir)).filter((n) => !n.startsWith('.')).sort();
-  return Promise.all(
-    names.map((n) => {
-      const arch = /linux-(amd64|arm64)/.exec(n)?.[1] ?? /-(amd64|arm64)\.txt$/.exec(n)?.[1];
-      const kind = n.startsWith('kubelet-lxc-') && n.endsWith('.tar.gz')
-        ? 'rke2-kubelet-path-bundle'
-        : n.startsWith('rke2-runtime-') ? 'rke2-runtime-image'
-        : n.endsWith('.tar.gz') ? 'kubelet-tarball'
-        : n.endsWith('.spdx.json') ? 'sbom'
-        : n.endsWith('.yaml') ? 'rke2-config'
-        : /sum/i.test(n) ? 'checksums' : 'file';
-      return packagedFile(path.join(dir, n), kind, arch ? (`linux/${arch}` as PackagedFile['platform']) : undefined);
-    }),
-  );
+  const contents = await readArtifactLists(dir);
+  const listed = contents.artifacts.map((a) => ({ path: path.join(dir, a.name), ...a }));
+  const lists = await Promise.all([...contents.lists.keys()].map((n) => packagedFile(path.join(dir, n), 'artifact-list')));
+  const sums = await Promise.all([...(await derivedChecksums(dir, contents)).keys()].map((n) => packagedFile(path.join(dir, n), 'checksums')));
+  return [...listed, ...lists, ...sums].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
 }
 
 /** SPDX SBOM of one kubelet: its build info, with module hashes from the tree's go.sum and the pins. */

@@ -7,7 +7,7 @@ import { hasCommand, run } from '../lib/exec.js';
 import { writeFileAtomic } from '../lib/fsutil.js';
 import { PROJECT_ROOT, archOf } from '../manifest.js';
 import { GO_BUILD_TAGS } from './build.js';
-import { formatMatrix, runPatchTests } from '../patchtests.js';
+import { formatMatrix, runPatchTests } from './smoke/patchtests.js';
 import { CONFORMANCE_JUNIT, CONFORMANCE_TABLE, labVerdict, runLab, type LabL2Inputs, type LabLevel } from '../lab/index.js';
 import { ensureL2Binaries } from '../lab/l2/binaries.js';
 import { loadConformanceList, testsOfTier, type ConformanceTier } from '../lab/l2/conformance.js';
@@ -54,7 +54,7 @@ export const smokeStage: Stage<'smoke'> = {
   name: 'smoke',
   description: 'smoke-test the binaries (L0; patch tests and the L1 lab when asked)',
   sources: (ctx) => [
-    ...['src/stages/smoke.ts', 'src/patchtests.ts', 'src/lab', 'lab'].map((f) => path.join(PROJECT_ROOT, f)),
+    ...['src/stages/smoke.ts', 'src/stages/smoke', 'src/lab', 'lab'].map((f) => path.join(PROJECT_ROOT, f)),
     path.join(ctx.manifest.patchesDir, 'site-tests.json'),
   ],
   async inputs(ctx, prev) {

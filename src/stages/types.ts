@@ -2,9 +2,10 @@
 import path from 'node:path';
 import type { LoadedManifest, Platform } from '../manifest.js';
 import type { Logger } from '../lib/progress.js';
+import type { EngineName } from '../lib/engine.js';
 
 export type SourceKind = 'git' | 'goproxy';
-export type EngineName = 'docker' | 'podman' | 'host';
+export type { EngineName };
 /** stock = the tree as fetched (the lab's negative control); patched = with the series. */
 export type Variant = 'stock' | 'patched';
 
@@ -50,9 +51,19 @@ export interface WorkPaths {
 }
 
 /** Every place under the work directory, for one release (publish, which runs no stage, reads its dist from here too). */
+/** A release's output folder below a work directory (bin/, dist/, reports/ are in it). */
+export function outDir(workdir: string, manifest: Pick<LoadedManifest, 'id'>): string {
+  return path.join(workdir, 'out', manifest.id);
+}
+
+/** Where the package stage leaves a release's assets, and publish reads them. */
+export function distDir(workdir: string, manifest: Pick<LoadedManifest, 'id'>): string {
+  return path.join(outDir(workdir, manifest), 'dist');
+}
+
 export function workPaths(opts: Pick<PipelineOptions, 'workdir' | 'cacheDir'>, manifest: Pick<LoadedManifest, 'id'>): WorkPaths {
   const rel = path.join(manifest.id);
-  const out = path.join(opts.workdir, 'out', rel);
+  const out = outDir(opts.workdir, manifest);
   return {
     root: opts.workdir,
     cache: opts.cacheDir,
@@ -60,7 +71,7 @@ export function workPaths(opts: Pick<PipelineOptions, 'workdir' | 'cacheDir'>, m
     trees: path.join(opts.workdir, 'trees', rel),
     out,
     bin: path.join(out, 'bin'),
-    dist: path.join(out, 'dist'),
+    dist: distDir(opts.workdir, manifest),
     reports: path.join(out, 'reports'),
   };
 }
@@ -111,14 +122,18 @@ export interface BuildOutput {
   binaries: BuiltBinary[];
 }
 
+/** A file the package stage wrote: its artifact-list entry (see stages/package/artifacts.ts) and where it is. */
 export interface PackagedFile {
   path: string;
   name: string;
   sha256: string;
+  sha512: string;
   size: number;
   /** What it is, for humans and for the publisher. */
   kind: string;
   platform?: Platform;
+  /** built on the generated stand-in base image */
+  standIn: boolean;
 }
 
 export interface PackageOutput {

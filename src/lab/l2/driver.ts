@@ -330,6 +330,11 @@ export function l2RunPassed(res: Pick<L2RunResult, 'ready' | 'checks' | 'conform
 }
 
 /** e2e.test against the node, focused on the tier's exact names; JUnit in, a result per test out. */
+/** The result of a test held back because this guest runs under TCG: never "passed". */
+function heldBack(t: ConformanceTest): L2ConformanceResult {
+  return { name: t.name, result: NEEDS_KVM, seconds: 0, message: t.needsKvm! };
+}
+
 async function runConformance(o: DriveL2Options, since: () => number): Promise<NonNullable<L2RunResult['conformance']>> {
   const c = o.conformance!;
   const held = o.accel === 'tcg' ? c.tests.filter((t) => t.needsKvm) : [];
@@ -341,7 +346,7 @@ async function runConformance(o: DriveL2Options, since: () => number): Promise<N
   o.log(`lab L2: ${o.id}: conformance tier ${c.tier}: ${tests.length} upstream tests (e2e.test, budget ${budget} s)`);
   for (const t of held) o.log(`lab L2: ${o.id}: held back, ${NEEDS_KVM} (this guest runs under TCG): ${t.name}: ${t.needsKvm}`);
   // an empty focus would select the whole suite
-  if (!tests.length) return { tier: c.tier, results: held.map((t) => ({ name: t.name, result: NEEDS_KVM, seconds: 0, message: t.needsKvm! })), seconds: 0, junit: null, exitCode: null };
+  if (!tests.length) return { tier: c.tier, results: held.map(heldBack), seconds: 0, junit: null, exitCode: null };
   // the suite's own flags; ginkgo's go to the ginkgo runner, which starts e2e.test once per
   // parallel process (specs that need the cluster alone are [Serial], and none is in the list)
   const suiteArgs = [
@@ -392,7 +397,7 @@ async function runConformance(o: DriveL2Options, since: () => number): Promise<N
   let cases: JunitCase[] = [];
   if (junitFile) cases = parseJunit(await readFile(path.join(reportDir, junitFile), 'utf8'));
   const results: L2ConformanceResult[] = c.tests.map((t) => {
-    if (held.includes(t)) return { name: t.name, result: NEEDS_KVM, seconds: 0, message: t.needsKvm! };
+    if (held.includes(t)) return heldBack(t);
     const hit = cases.find((k) => k.name === t.name || k.name.startsWith(`${t.name} `));
     return hit ? { name: t.name, result: hit.status, seconds: hit.seconds, ...(hit.message ? { message: hit.message } : {}) } : { name: t.name, result: 'not run', seconds: 0 };
   });

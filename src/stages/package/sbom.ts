@@ -15,8 +15,8 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
-import { PROJECT_ROOT } from './manifest.js';
-import { stableStringify } from './lib/fsutil.js';
+import { PROJECT_ROOT } from '../../manifest.js';
+import { stableStringify } from '../../lib/fsutil.js';
 
 export interface ModuleHash {
   path: string;
@@ -149,11 +149,38 @@ interface SpdxPackage {
 }
 
 /** The SPDX 2.3 JSON document (a plain object: write it with JSON.stringify(doc, null, 2)). */
+type ModuleHashInfo = { h1?: string; how: string };
+type Relationship = { spdxElementId: string; relationshipType: string; relatedSpdxElement: string; comment?: string };
+const NONE = 'NOASSERTION';
+
 export function makeSpdxSbom(opts: SpdxSbomOptions): Record<string, unknown> {
   if (!/^[0-9a-f]{64}$/.test(opts.sha256)) throw new SbomError(`sha256 of ${opts.binaryPath} must be 64 hex digits`);
   const info = parseGoVersionM(opts.goVersionM);
+  const hashOf = moduleHasher(opts.modules ?? []);
+
+  const app = appPackage(opts, info);
+  const main = mainModulePackage(opts, info, hashOf);
+  const std = stdlibPackage(info);
+  const packages: SpdxPackage[] = [app, main, std];
+  const relationships: Relationship[] = [
+    { spdxElementId: 'SPDXRef-DOCUMENT', relationshipType: 'DESCRIBES', relatedSpdxElement: app.SPDXID },
+    { spdxElementId: app.SPDXID, relationshipType: 'GENERATED_FROM', relatedSpdxElement: main.SPDXID },
+    { spdxElementId: app.SPDXID, relationshipType: 'STATIC_LINK', relatedSpdxElement: std.SPDXID },
+  ];
+  // Every dependency module, as the binary records it (a replacement is what was compiled in).
+  for (const dep of info.deps) {
+    const pkg = dependencyPackage(dep, hashOf);
+    packages.push(pkg);
+    relationships.push({ spdxElementId: app.SPDXID, relationshipType: 'STATIC_LINK', relatedSpdxElement: pkg.SPDXID });
+    relationships.push({ spdxElementId: main.SPDXID, relationshipType: 'DEPENDS_ON', relatedSpdxElement: pkg.SPDXID });
+  }
+  return spdxDocument(opts, info, packages, relationships);
+}
+
+/** The hash of a module (and a sentence on where it came from), or why there is none: from the binary's build info, else from the supplied hashes, which must agree with it. */
+function moduleHasher(modules: readonly ModuleHash[]): (ref: GoModuleRef) => ModuleHashInfo {
   const supplied = new Map<string, ModuleHash>();
-  for (const m of opts.modules ?? []) {
+  for (const m of modules) {
     const key = `${m.path}@${m.version}`;
     const prev = supplied.get(key);
     if (prev && prev.h1 !== m.h1) {
@@ -161,9 +188,7 @@ export function makeSpdxSbom(opts: SpdxSbomOptions): Record<string, unknown> {
     }
     if (!prev) supplied.set(key, m);
   }
-
-  /** The hash of a module (and a sentence on where it came from), or why there is none. */
-  function hashOf(ref: GoModuleRef): { h1?: string; how: string } {
+  return (ref) => {
     const given = supplied.get(`${ref.path}@${ref.version}`);
     if (ref.sum) {
       if (given && given.h1 !== ref.sum) {
@@ -175,106 +200,104 @@ export function makeSpdxSbom(opts: SpdxSbomOptions): Record<string, unknown> {
     }
     if (given) return { h1: given.h1, how: `from ${given.source ?? 'the supplied module hashes'} (the build info has none: a -mod=vendor build)` };
     return { how: 'no module hash known: the build info has none (a -mod=vendor build) and none was supplied' };
-  }
+  };
+}
 
-  const packages: SpdxPackage[] = [];
-  const relationships: { spdxElementId: string; relationshipType: string; relatedSpdxElement: string; comment?: string }[] = [];
-  const none = 'NOASSERTION';
+function moduleComment(h: ModuleHashInfo, extra = ''): string {
+  return (h.h1 ? `Go module hash ${h.h1} ${h.how}; the SHA256 checksum is that hash in hex (the Go checksum database's hash of the module's files).` : `${h.how}.`) + extra;
+}
 
+/** The binary itself. */
+function appPackage(opts: SpdxSbomOptions, info: GoBuildInfo): SpdxPackage {
   const settings = info.settings.map(([k, v]) => `${k}=${v}`);
   const goos = info.settings.find(([k]) => k === 'GOOS')?.[1];
   const goarch = info.settings.find(([k]) => k === 'GOARCH')?.[1];
-  const appId = spdxId('Package', `app:${opts.name}`);
-  packages.push({
-    SPDXID: appId,
+  return {
+    SPDXID: spdxId('Package', `app:${opts.name}`),
     name: opts.name,
     versionInfo: opts.version,
     packageFileName: path.basename(opts.binaryPath),
-    downloadLocation: none,
+    downloadLocation: NONE,
     filesAnalyzed: false,
     checksums: [{ algorithm: 'SHA256', checksumValue: opts.sha256 }],
     primaryPackagePurpose: 'APPLICATION',
-    licenseConcluded: none,
-    licenseDeclared: none,
-    copyrightText: none,
+    licenseConcluded: NONE,
+    licenseDeclared: NONE,
+    copyrightText: NONE,
     comment:
       `Go program ${info.path}${goos && goarch ? ` for ${goos}/${goarch}` : ''}, built with ${info.goVersion}. ` +
       `Build settings (go version -m): ${settings.join(' ')}`,
-  });
+  };
+}
 
-  const moduleComment = (h: { h1?: string; how: string }, extra = '') =>
-    (h.h1 ? `Go module hash ${h.h1} ${h.how}; the SHA256 checksum is that hash in hex (the Go checksum database's hash of the module's files).` : `${h.how}.`) + extra;
-
-  // The main module.
-  const mainVersion = info.main.version === '(devel)' || info.main.version === '' ? opts.mainModule?.version : info.main.version;
-  const mainHash: { h1?: string; how: string } =
-    info.main.version === '(devel)' || info.main.version === ''
-      ? opts.mainModule?.h1
-        ? { h1: opts.mainModule.h1, how: 'as given by the caller (the build info says "(devel)")' }
-        : { how: 'no module hash: the build info says "(devel)", i.e. built from a source tree' }
-      : hashOf(info.main);
-  const mainId = spdxId('Package', `gomod:${info.main.path}`);
-  packages.push({
-    SPDXID: mainId,
+/** The main module: its version and hash from the build info, or from the caller for a "(devel)" build from a source tree. */
+function mainModulePackage(opts: SpdxSbomOptions, info: GoBuildInfo, hashOf: (ref: GoModuleRef) => ModuleHashInfo): SpdxPackage {
+  const devel = info.main.version === '(devel)' || info.main.version === '';
+  const mainVersion = devel ? opts.mainModule?.version : info.main.version;
+  const mainHash: ModuleHashInfo = devel
+    ? opts.mainModule?.h1
+      ? { h1: opts.mainModule.h1, how: 'as given by the caller (the build info says "(devel)")' }
+      : { how: 'no module hash: the build info says "(devel)", i.e. built from a source tree' }
+    : hashOf(info.main);
+  return {
+    SPDXID: spdxId('Package', `gomod:${info.main.path}`),
     name: info.main.path,
     ...(mainVersion ? { versionInfo: mainVersion } : {}),
-    downloadLocation: none,
+    downloadLocation: NONE,
     filesAnalyzed: false,
     ...(mainHash.h1 ? { checksums: [{ algorithm: 'SHA256', checksumValue: h1ToSha256Hex(mainHash.h1) }] } : {}),
     primaryPackagePurpose: 'SOURCE',
-    licenseConcluded: none,
-    licenseDeclared: none,
-    copyrightText: none,
+    licenseConcluded: NONE,
+    licenseDeclared: NONE,
+    copyrightText: NONE,
     ...(mainVersion ? { externalRefs: [{ referenceCategory: 'PACKAGE-MANAGER', referenceType: 'purl', referenceLocator: purl(info.main.path, mainVersion) }] } : {}),
     comment: `The main module. ${moduleComment(mainHash)}${opts.mainModule?.note ? ` ${opts.mainModule.note}` : ''}`,
-  });
-  relationships.push({ spdxElementId: appId, relationshipType: 'GENERATED_FROM', relatedSpdxElement: mainId });
+  };
+}
 
-  // The Go standard library, compiled into the binary.
+/** The Go standard library, compiled into the binary. */
+function stdlibPackage(info: GoBuildInfo): SpdxPackage {
   const goVer = info.goVersion.replace(/^go/, '');
-  const stdId = spdxId('Package', `stdlib:${info.goVersion}`);
-  packages.push({
-    SPDXID: stdId,
+  return {
+    SPDXID: spdxId('Package', `stdlib:${info.goVersion}`),
     name: 'stdlib',
     versionInfo: info.goVersion,
-    downloadLocation: none,
+    downloadLocation: NONE,
     filesAnalyzed: false,
     primaryPackagePurpose: 'LIBRARY',
-    licenseConcluded: none,
-    licenseDeclared: none,
-    copyrightText: none,
+    licenseConcluded: NONE,
+    licenseDeclared: NONE,
+    copyrightText: NONE,
     externalRefs: [{ referenceCategory: 'PACKAGE-MANAGER', referenceType: 'purl', referenceLocator: `pkg:golang/stdlib@${encodeURIComponent(goVer)}` }],
     comment: `The Go standard library and runtime of the toolchain that built the binary (${info.goVersion}).`,
-  });
-  relationships.push({ spdxElementId: appId, relationshipType: 'STATIC_LINK', relatedSpdxElement: stdId });
+  };
+}
 
-  // Every dependency module, as the binary records it (a replacement is what was compiled in).
-  for (const dep of info.deps) {
-    const r = dep.replace;
-    const localDir = r && (r.version === '' || r.version === '(devel)');
-    const effective: GoModuleRef = r && !localDir ? r : dep;
-    const h = localDir ? { how: `no module hash of its own: replaced by the local directory ${r!.path}, part of the main module's source tree` } : hashOf(effective);
-    const id = spdxId('Package', `gomod:${effective.path}@${effective.version}${localDir ? `=>${r!.path}` : ''}`);
-    const note = r && !localDir ? ` Replaces ${dep.path} ${dep.version} (go.mod replace).` : '';
-    packages.push({
-      SPDXID: id,
-      name: effective.path,
-      versionInfo: effective.version,
-      downloadLocation: none,
-      filesAnalyzed: false,
-      ...(h.h1 ? { checksums: [{ algorithm: 'SHA256', checksumValue: h1ToSha256Hex(h.h1) }] } : {}),
-      primaryPackagePurpose: 'LIBRARY',
-      licenseConcluded: none,
-      licenseDeclared: none,
-      copyrightText: none,
-      externalRefs: [{ referenceCategory: 'PACKAGE-MANAGER', referenceType: 'purl', referenceLocator: purl(effective.path, effective.version) }],
-      comment: moduleComment(h, note),
-    });
-    relationships.push({ spdxElementId: appId, relationshipType: 'STATIC_LINK', relatedSpdxElement: id });
-    relationships.push({ spdxElementId: mainId, relationshipType: 'DEPENDS_ON', relatedSpdxElement: id });
-  }
-  relationships.unshift({ spdxElementId: 'SPDXRef-DOCUMENT', relationshipType: 'DESCRIBES', relatedSpdxElement: appId });
+/** One dependency module; a go.mod replacement is described as what was compiled in. */
+function dependencyPackage(dep: GoBuildInfo['deps'][number], hashOf: (ref: GoModuleRef) => ModuleHashInfo): SpdxPackage {
+  const r = dep.replace;
+  const localDir = r && (r.version === '' || r.version === '(devel)');
+  const effective: GoModuleRef = r && !localDir ? r : dep;
+  const h = localDir ? { how: `no module hash of its own: replaced by the local directory ${r!.path}, part of the main module's source tree` } : hashOf(effective);
+  const note = r && !localDir ? ` Replaces ${dep.path} ${dep.version} (go.mod replace).` : '';
+  return {
+    SPDXID: spdxId('Package', `gomod:${effective.path}@${effective.version}${localDir ? `=>${r!.path}` : ''}`),
+    name: effective.path,
+    versionInfo: effective.version,
+    downloadLocation: NONE,
+    filesAnalyzed: false,
+    ...(h.h1 ? { checksums: [{ algorithm: 'SHA256', checksumValue: h1ToSha256Hex(h.h1) }] } : {}),
+    primaryPackagePurpose: 'LIBRARY',
+    licenseConcluded: NONE,
+    licenseDeclared: NONE,
+    copyrightText: NONE,
+    externalRefs: [{ referenceCategory: 'PACKAGE-MANAGER', referenceType: 'purl', referenceLocator: purl(effective.path, effective.version) }],
+    comment: moduleComment(h, note),
+  };
+}
 
+/** The document around the packages, with a namespace unique to its content and equal for equal content. */
+function spdxDocument(opts: SpdxSbomOptions, info: GoBuildInfo, packages: SpdxPackage[], relationships: Relationship[]): Record<string, unknown> {
   const docName = `${opts.name}-${opts.version}`;
   const doc: Record<string, unknown> = {
     spdxVersion: 'SPDX-2.3',
@@ -290,7 +313,6 @@ export function makeSpdxSbom(opts: SpdxSbomOptions): Record<string, unknown> {
     packages,
     relationships,
   };
-  // A namespace unique to this content and equal for equal content.
   const digest = createHash('sha256').update(stableStringify(doc)).digest('hex').slice(0, 32);
   doc.documentNamespace = `https://kubelet-lxc.invalid/spdx/${encodeURIComponent(docName)}-${digest}`;
   return doc;

@@ -5,13 +5,13 @@
 // unit tests and the touched packages' own suites must pass.
 import path from 'node:path';
 import { copyFile, mkdir, readFile } from 'node:fs/promises';
-import { schemaProblems, z } from './lib/schema.js';
-import { run } from './lib/exec.js';
-import { buildDirAtomic, exists, writeFileAtomic } from './lib/fsutil.js';
-import { headCommit } from './lib/git.js';
-import { builderRunArgs, hostGoEnv, type ContainerEngine } from './lib/engine.js';
-import { StageError, type StageContext } from './stages/types.js';
-import { checkoutWithPatches, readSeries } from './stages/patch.js';
+import { schemaProblems, z } from '../../lib/schema.js';
+import { run } from '../../lib/exec.js';
+import { buildDirAtomic, exists, writeFileAtomic } from '../../lib/fsutil.js';
+import { headCommit } from '../../lib/git.js';
+import { builderRunArgs, hostGoEnv, type ContainerEngine } from '../../lib/engine.js';
+import { StageError, type StageContext } from '../types.js';
+import { checkoutWithPatches, readSeries } from '../patch.js';
 
 const siteTestsSchema = z.object({
   seams: z.array(z.string()),
