@@ -13,6 +13,7 @@ export const UNIT_TEST_FILES = [
   'test/lab-profiles.test.ts',
   'test/lab-report.test.ts',
   'test/lab-verdict.test.ts',
+  'test/lxc-settings.test.ts',
   'test/manifest.test.ts',
   'test/progress.test.ts',
   'test/publish-faults.test.ts',

@@ -22,6 +22,7 @@ import { KVM_ENV, KVM_MODES, kvmModeFrom, LAB_LEVELS, LabSetupError, type LabLev
 import { CONFORMANCE_TIERS, type ConformanceTier } from './lab/l2/conformance.js';
 import { addArtifacts, ArtifactListError, readArtifactLists, writeChecksums } from './stages/package/artifacts.js';
 import { exists } from './lib/fsutil.js';
+import { PRIVILEGED_LXC_SETTINGS, renderProxmoxConfig, UNPRIVILEGED_NOTE } from './rke2/lxc-settings.js';
 
 /** The platform the LXC lab runs its kubelets on (its qemu guest is x86_64). */
 const LAB_PLATFORM: Platform = 'linux/amd64';
@@ -372,6 +373,14 @@ program
     const workdir = path.resolve(f.workdir);
     const report = await runPublish({ manifest, distDir: distDir(workdir, manifest), repo: f.repo, replace: f.replace, dryRun: f.dryRun, allowStandIn: f.allowStandIn, log: createLogger({ json: f.json }), env: process.env, signal: controller.signal });
     print(f.json, report, () => formatReport(report));
+  });
+
+program
+  .command('proxmox-config')
+  .description('the lines a privileged Proxmox container needs in /etc/pve/lxc/<id>.conf to run a kubelet, each with its reason (the lab runs its containers with the same)')
+  .option('--json', 'the settings as JSON', false)
+  .action((f: { json: boolean }) => {
+    print(f.json, { privileged: PRIVILEGED_LXC_SETTINGS, unprivileged: null, note: UNPRIVILEGED_NOTE }, () => `${renderProxmoxConfig()}#\n# ${UNPRIVILEGED_NOTE}`);
   });
 
 // The package stage's artifact lists, for the release workflow: files made after it (the lab's

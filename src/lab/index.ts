@@ -19,6 +19,7 @@ import { driveL2Run, L2_BUDGETS, type L2RunResult } from './l2/driver.js';
 import { writeL2Images } from './l2/images.js';
 import { APISERVER_PORT, makeRunPki, NODE_IP, NODE_NAME, SERVICE_CIDR } from './l2/pki.js';
 import { NEEDS_KVM, type ConformanceTest } from './l2/conformance.js';
+import { OPERATOR_SETTINGS_PLACEHOLDER, renderLxcConfig } from '../rke2/lxc-settings.js';
 
 export { labVerdict, type LabVerdict } from './verdict.js';
 export { LAB_PROFILE_IDS, loadProfiles, parseProfiles, compileProfile, type LabProfile } from './profiles.js';
@@ -211,6 +212,13 @@ class StepClock {
  * when !report.verdict.ok). Rejects with LabAbortError on opts.signal (after qemu is gone),
  * with LabSetupError when kubelets or host tools are missing.
  */
+/** lab/lxc.conf.in with the settings operators are told to use (kubelet-lxc proxmox-config) in place. */
+export async function labContainerConfig(): Promise<string> {
+  const template = await readFile(labFile('lxc.conf.in'), 'utf8');
+  if (template.split(OPERATOR_SETTINGS_PLACEHOLDER).length !== 2) throw new LabSetupError(`lab/lxc.conf.in must hold ${OPERATOR_SETTINGS_PLACEHOLDER} once, where the operator settings go`);
+  return template.replace(`${OPERATOR_SETTINGS_PLACEHOLDER}\n`, renderLxcConfig());
+}
+
 /**
  * The guest's inputs: the 9p share (runtime scripts, profiles, the run plan's folders, L2
  * credentials per run) and the read-only kubelet disk (both kubelets; for L2 also the control
@@ -236,6 +244,7 @@ async function prepareShare(o: {
   await mkdir(join(share, 'profiles'));
   await mkdir(join(share, 'out'));
   for (const f of RUNTIME_FILES) await copyFile(labFile(f), join(share, 'lab', f));
+  await writeFile(join(share, 'lab', 'lxc.conf.in'), await labContainerConfig());
   if (o.l2) {
     const f = join(share, 'lab', 'containerd-l2.toml');
     await writeFile(f, (await readFile(f, 'utf8')).replace('@PAUSE_IMAGE@', o.l2.imageRefs.pause));

@@ -10,6 +10,7 @@ import { writeSumsFor } from '../stages/package/artifacts.js';
 import { fileHash, writeFileAtomic } from '../lib/fsutil.js';
 import { writeDeterministicTar, type TarEntry } from '../lib/tarball.js';
 import { renderKubeletPathDropIn } from './config.js';
+import { renderProxmoxConfig } from './lxc-settings.js';
 import { assertElfArch } from '../lib/elf.js';
 import {
   DROPIN_INSTALL_PATH,
@@ -96,6 +97,18 @@ replace and install atomically.
 Undo the last install (restores the previous files byte for byte, removes what it added):
 
     sh ${base}/install.sh --rollback && systemctl restart rke2-agent
+
+## The container
+
+A privileged container (\`unprivileged: 0\`) needs these lines in \`/etc/pve/lxc/<id>.conf\` on the
+Proxmox host (the container restarted after), each below its reason; the project's lab runs its
+containers with exactly these. Unprivileged containers are not covered yet.
+
+${renderProxmoxConfig()
+  .trimEnd()
+  .split('\n')
+  .map((l) => `    ${l}`)
+  .join('\n')}
 
 ## Upgrades
 

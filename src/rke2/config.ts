@@ -2,6 +2,7 @@
 // plus the flags an LXC node needs, each with the reason. These are the neighbouring blockers
 // that existing flags already handle, so they are recommended here, not patched.
 import { DROPIN_INSTALL_PATH, RUNTIME_IMAGE_DROPIN_PATH, resolvesNowhere } from './names.js';
+import { PRIVILEGED_LXC_SETTINGS } from './lxc-settings.js';
 
 export interface LxcArg {
   /** `key=value` as RKE2 passes it to the component. */
@@ -71,13 +72,9 @@ function lxcBlock(): string[] {
     '',
     ...argBlock('kube-proxy-arg+', LXC_KUBE_PROXY_ARGS),
     '',
-    '# Not flags: the container itself needs (Proxmox: /etc/pve/lxc/<id>.conf)',
-    '#   lxc.apparmor.profile: unconfined',
-    '#   lxc.cgroup2.devices.allow: a',
-    '#   lxc.cap.drop:',
-    '#   lxc.mount.auto: proc:rw sys:rw',
-    '#   lxc.mount.entry: /dev/kmsg dev/kmsg none defaults,bind,create=file',
-    '# The kubelet reads /dev/kmsg for OOM events and fails to start without it.',
+    '# Not flags: a privileged container itself needs (Proxmox: /etc/pve/lxc/<id>.conf;',
+    '# kubelet-lxc proxmox-config prints them with their reasons):',
+    ...PRIVILEGED_LXC_SETTINGS.map((s) => `#   ${s.key}:${s.value ? ` ${s.value}` : ''}`),
   ];
 }
 

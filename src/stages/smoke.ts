@@ -54,7 +54,7 @@ export const smokeStage: Stage<'smoke'> = {
   name: 'smoke',
   description: 'smoke-test the binaries (L0; patch tests and the L1 lab when asked)',
   sources: (ctx) => [
-    ...['src/stages/smoke.ts', 'src/stages/smoke', 'src/lab', 'lab'].map((f) => path.join(PROJECT_ROOT, f)),
+    ...['src/stages/smoke.ts', 'src/stages/smoke', 'src/lab', 'lab', 'src/rke2/lxc-settings.ts'].map((f) => path.join(PROJECT_ROOT, f)),
     path.join(ctx.manifest.patchesDir, 'site-tests.json'),
   ],
   async inputs(ctx, prev) {
