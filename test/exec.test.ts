@@ -106,6 +106,9 @@ describe('exec seam', () => {
   it('wholeTree: output, exit codes and a missing command read as without it', async () => {
     const ok = await run('sh', ['-c', 'echo out; echo err >&2'], { wholeTree: true });
     expect([ok.exitCode, ok.stdout, ok.stderr]).toEqual([0, 'out', 'err']);
+    // a tool that reads its input gets end-of-file at once, instead of waiting on an open pipe
+    const reader = await run('sh', ['-c', 'cat; echo read-to-eof'], { wholeTree: true, timeoutMs: 10_000 });
+    expect(reader.stdout).toBe('read-to-eof');
     const failed = await run('sh', ['-c', 'exit 5'], { wholeTree: true }).catch((e: unknown) => e);
     expect((failed as Error).message).toMatch(/^command failed \(exit 5\): sh -c exit 5/);
     const missing = await run('no-such-command-kubelet-lxc', ['x'], { wholeTree: true }).catch((e: unknown) => e);

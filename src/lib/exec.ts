@@ -79,6 +79,8 @@ export async function run(file: string, args: readonly string[], opts: RunOption
     // and its children, reparented, could no longer be found)
     cancelSignal: opts.wholeTree ? undefined : signal,
     timeout: opts.wholeTree ? undefined : opts.timeoutMs,
+    // a tree of tools (debootstrap, dpkg in a chroot) reads end-of-file, never waits on a pipe
+    ...(opts.wholeTree && opts.input === undefined ? { stdin: 'ignore' as const } : {}),
     stripFinalNewline: true,
     encoding: 'utf8',
   };

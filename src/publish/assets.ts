@@ -27,7 +27,6 @@ export interface LocalAsset {
 
 export class AssetError extends Error {}
 
-
 export function contentTypeOf(name: string): string {
   if (name.endsWith('.json')) return 'application/json';
   if (name.endsWith('.tar.gz') || name.endsWith('.tgz') || name.endsWith('.gz')) return 'application/gzip';
@@ -40,7 +39,7 @@ export function contentTypeOf(name: string): string {
   return 'application/octet-stream';
 }
 
-/** The optional SHA-512 twin the package stage writes beside SHA256SUMS; verified the same way when present. */
+/** The SHA-512 twin of SHA256SUMS, written from the artifact lists too and checked the same way. */
 export const SUMS512_NAME = SUMS512;
 
 /** Whether an asset is covered by the aggregate sums (everything but SHA256SUMS, SHA512SUMS and their signatures/bundles). */
