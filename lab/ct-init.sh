@@ -8,6 +8,8 @@
 #   shows-before.txt what the container shows at the fault sites before the profile
 #   emptied.txt      "<bytes> <path>" for every file the profile must empty (before
 #                    the kubelet starts), emptied-end.txt the same at the end
+#   doctor.json      kubelet-lxc-doctor's prediction, made right before the kubelet starts
+#                    (doctor.err its stderr; result.env doctor_exit its exit status)
 #   kubelet.log, containerd.log, import.log, healthz.txt, tasks.txt
 #   pods.json (last /pods answer while watching), pods-final.json (/pods at the end,
 #   absent when the kubelet no longer answered)
@@ -142,6 +144,15 @@ ctr -n k8s.io images import --all-platforms "$IMAGES" >"$O/import.log" 2>&1 || f
 ctr -n k8s.io images ls -q >>"$O/import.log" 2>&1
 ev images-imported
 
+# What kubelet-lxc-doctor predicts in this container, with this kubelet configuration; run
+# right before the kubelet (the host compares it with what the kubelet then does).
+doctor() {
+  ev doctor-started
+  "$DOCTOR_BIN" --json --kubelet-config="$1" >"$O/doctor.json" 2>"$O/doctor.err"
+  res doctor_exit "$?"
+  ev doctor-done
+}
+
 # L2: a server node (control plane on kine, the kubelet registering); ends the run itself.
 if [ "$LEVEL" = L2 ]; then
   . "$R/ct-l2.sh"
@@ -155,6 +166,7 @@ cp "$R/kubelet-config.yaml" /etc/lab-kubelet-config.yaml
 # what a distribution's container template has (minbase lacks netbase's /etc/hosts)
 printf '127.0.0.1\tlocalhost lab-node\n::1\tlocalhost ip6-localhost ip6-loopback\n' >/etc/hosts
 : >/etc/resolv.conf
+doctor /etc/lab-kubelet-config.yaml
 "$KUBELET_BIN" --config=/etc/lab-kubelet-config.yaml --hostname-override=lab-node --v=2 >"$O/kubelet.log" 2>&1 &
 KPID=$!
 ev kubelet-started

@@ -86,6 +86,7 @@ cp "$R/kubelet-config-l2.yaml" /etc/kubelet-config.yaml
 echo "127.0.0.1 localhost" >/etc/hosts
 echo "$NODE_IP $NODE_NAME" >>/etc/hosts
 : >/etc/resolv.conf
+doctor /etc/kubelet-config.yaml
 (
   n=0
   while :; do

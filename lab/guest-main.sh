@@ -101,6 +101,7 @@ RUN_ID=$id
 PROFILE=$profile
 KUBELET=$kubelet
 KUBELET_BIN=/opt/lab/kubelets/kubelet-$kubelet
+DOCTOR_BIN=/opt/lab/kubelets/kubelet-lxc-doctor
 IMAGES=/opt/lab/images/lab-images.tar
 CONTAINERD_CONFIG=containerd.toml
 DEADLINE=$deadline
@@ -120,6 +121,8 @@ EOF
     mkdir -p /var/lib/lxc/lab
     sed -e "s|@NAME@|lab|g" -e "s|@ROOTFS@|$CT/rootfs|g" -e "s|@RUNDIR@|$RUN|g" -e "s|@VARDIR@|$VAR|g" \
       "$S/lab/lxc.conf.in" >/var/lib/lxc/lab/config
+    # the profile's own container setup (sys:mixed, pinned CPUs, a cgroup hook), after the rest
+    [ ! -f "$S/profiles/$profile.lxc" ] || cat "$S/profiles/$profile.lxc" >>/var/lib/lxc/lab/config
     if [ -n "$ctl" ]; then
       echo "$ctl" >>/var/lib/lxc/lab/config
       echo "lxc.mount.entry = $VAR/rancher var/lib/rancher none bind,create=dir 0 0" >>/var/lib/lxc/lab/config

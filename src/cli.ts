@@ -11,11 +11,12 @@ import { STAGE_NAMES, StageError, distDir, workPaths, type PipelineOptions, type
 import { chooseSource } from './stages/source.js';
 import { EngineError, ensureBuilderImage, resolveEngine } from './lib/engine.js';
 import { ManifestError } from './manifest.js';
-import { cancelCommandsOn, CommandError, redactUrls } from './lib/exec.js';
+import { cancelCommandsOn, CommandError, redactUrls, run } from './lib/exec.js';
 import { pinRelease } from './pin.js';
 import { acquireLock, LockBusyError, type HeldLock } from './lib/lock.js';
 import { selectProfiles, loadProfiles } from './lab/profiles.js';
-import { runLabFor } from './stages/smoke.js';
+import { hostArch, runLabFor } from './stages/smoke.js';
+import { DOCTOR_NAME } from './stages/build.js';
 import { runPublish, formatReport, PublishError } from './publish/index.js';
 import { installBundle, InstallError, RUNTIME_IMAGE_REPO, type InstallReport } from './rke2/index.js';
 import { KVM_ENV, KVM_MODES, kvmModeFrom, LAB_LEVELS, LabSetupError, type LabLevel } from './lab/index.js';
@@ -376,6 +377,29 @@ program
   });
 
 program
+  .command('doctor')
+  .description("run kubelet-lxc-doctor on this node: whether the stock kubelet starts here, what the patched one does instead, and each blocker's fix (the same static program the bundle ships; exit 1 when the patched kubelet is blocked too)")
+  .option('--release <id|version|file>', 'release manifest whose build to take it from (default: the newest)')
+  .option('--workdir <dir>', 'work directory of that build', path.join(PROJECT_ROOT, 'work'))
+  .option('--binary <file>', 'a kubelet-lxc-doctor to run instead (e.g. the release asset kubelet-lxc-doctor-linux-<arch>)')
+  .option('--kubelet-config <file>', "the kubelet's configuration file (failSwapOn, protectKernelDefaults, featureGates)")
+  .option('--json', 'the report as JSON', false)
+  .action(async (f: { release?: string; workdir: string; binary?: string; kubeletConfig?: string; json: boolean }) => {
+    const arch = hostArch();
+    const binary = f.binary ? path.resolve(f.binary) : path.join(workPaths({ workdir: path.resolve(f.workdir), cacheDir: '' }, resolveManifest(f.release)).bin, 'patched', `linux-${arch}`, DOCTOR_NAME);
+    if (!(await exists(binary))) {
+      const hint = f.binary ? 'give the path of a kubelet-lxc-doctor binary' : `build it with the kubelet (npm run build-kubelet), or pass --binary with the release asset kubelet-lxc-doctor-linux-${arch}`;
+      throw new StageError(`no kubelet-lxc-doctor at ${binary}: ${hint}`, 'cli', { hint });
+    }
+    const args = [...(f.json ? ['--json'] : []), ...(f.kubeletConfig ? ['--kubelet-config', path.resolve(f.kubeletConfig)] : [])];
+    const res = await run(binary, args, { reject: false, timeoutMs: 300_000 });
+    if (res.exitCode !== 0 && res.exitCode !== 1) throw new StageError(`kubelet-lxc-doctor (${binary}) could not run (exit ${res.exitCode}): ${res.stderr.trim() || res.stdout.trim()}`, 'cli');
+    process.stderr.write(res.stderr);
+    process.stdout.write(res.stdout);
+    process.exitCode = res.exitCode;
+  });
+
+program
   .command('proxmox-config')
   .description('the lines a privileged Proxmox container needs in /etc/pve/lxc/<id>.conf to run a kubelet, each with its reason (the lab runs its containers with the same)')
   .option('--json', 'the settings as JSON', false)
@@ -501,7 +525,8 @@ export async function main(argv = process.argv): Promise<number> {
       process.stderr.write('interrupted\n');
       return 130;
     }
-    return 0;
+    // a command that ran and has a verdict of its own (doctor: 1 = blocked) sets it
+    return Number(process.exitCode ?? 0);
   } catch (err) {
     if (controller.signal.aborted) {
       process.stderr.write('interrupted\n');

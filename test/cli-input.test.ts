@@ -196,6 +196,26 @@ describe('--json', () => {
   });
 });
 
+describe('doctor', () => {
+  it('without a built doctor says where it looked and how to get one; with --binary it runs that one and passes its exit status on', async () => {
+    const workdir = path.join(root, 'w-doctor');
+    const res = await runCli(['doctor', '--release', manifest, '--workdir', workdir]);
+    expect(res.exitCode).not.toBe(0);
+    expect(res.stderr).toContain(`no kubelet-lxc-doctor at ${path.join(workdir, 'out')}`);
+    expect(res.stderr).toMatch(/npm run build-kubelet.*--binary.*kubelet-lxc-doctor-linux-/s);
+    // a stand-in that answers like the doctor on a node where the patched kubelet is blocked too (exit 1)
+    const fake = path.join(root, 'fake-doctor');
+    await writeFile(fake, '#!/bin/sh\necho "args: $*"\nexit 1\n', { mode: 0o755 });
+    const ran = await runCli(['doctor', '--binary', fake, '--json', '--kubelet-config', 'k.yaml']);
+    expect(ran.exitCode).toBe(1);
+    expect(ran.stdout.trim()).toBe(`args: --json --kubelet-config ${path.resolve('k.yaml')}`);
+    await writeFile(fake, '#!/bin/sh\necho broken >&2\nexit 2\n', { mode: 0o755 });
+    const broken = await runCli(['doctor', '--binary', fake]);
+    expect(broken.exitCode).not.toBe(0);
+    expect(broken.stderr).toContain('could not run (exit 2): broken');
+  });
+});
+
 describe('nothing left behind by refused runs', () => {
   it('no refused command above created a work directory', async () => {
     const made = (await readdir(root)).filter((n) => n.startsWith('w-'));

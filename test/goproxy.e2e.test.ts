@@ -92,9 +92,9 @@ describe('goproxy source', () => {
     expect((await execa('git', ['status', '--porcelain'], { cwd: t })).stdout).toBe('');
     // The same series applied; the stamp is the pinned one.
     expect(out.patch.applied).toEqual(['0001-Default-an-empty-CPU-list-instead-of-failing.patch']);
-    const amd64 = out.binaries.find((b: { platform: string }) => b.platform === 'linux/amd64');
+    const amd64 = out.binaries.find((b: { program: string; platform: string }) => b.program === 'kubelet' && b.platform === 'linux/amd64');
     expect((await execa(amd64.path, ['--version'])).stdout).toBe(`Kubernetes ${FIXTURE_VERSION}+rke2r1`);
-    expect(out.binaries.map((b: { platform: string }) => b.platform).sort()).toEqual(['linux/amd64', 'linux/arm64']);
+    expect(out.binaries.filter((b: { program: string }) => b.program === 'kubelet').map((b: { platform: string }) => b.platform).sort()).toEqual(['linux/amd64', 'linux/arm64']);
     // Assembling again elsewhere gives the same commit: the tree is reproducible.
     const again = await runCli(['source', '--release', manifestFile, '--source', 'goproxy', '--goproxy', proxy.url, '--workdir', path.join(root, 'w-again'), '--json'], goEnv(path.join(root, 'modcache')));
     expect(again.exitCode).toBe(0);

@@ -37,7 +37,7 @@ beforeAll(async () => {
   for (const t of ['go', 'dash', 'tar', 'sha256sum']) await requireTool(t, t === 'dash' ? ['-c', 'true'] : t === 'go' ? ['version'] : ['--version']);
   tmp = await mkdtemp(path.join(os.tmpdir(), 'install-safety-'));
   kubelet = await buildFakeKubelet({ out: path.join(tmp, 'bin', 'kubelet'), arch: HOST_ARCH, version: VERSION });
-  bundle = (await buildKubeletPathBundle({ kubelet, platform: PLATFORM, version: VERSION, rke2Version: VERSION, outDir: path.join(tmp, 'dist'), mtime: MTIME }))[0]!.path;
+  bundle = (await buildKubeletPathBundle({ kubelet, doctor: kubelet, platform: PLATFORM, version: VERSION, rke2Version: VERSION, outDir: path.join(tmp, 'dist'), mtime: MTIME }))[0]!.path;
 });
 
 afterAll(async () => {

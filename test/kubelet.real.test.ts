@@ -31,7 +31,7 @@ const stamp = manifest.data.stamp.version;
 
 interface BuildJson {
   source: { kind: string; verification: string[] };
-  binaries: { variant: string; platform: string; path: string; sha256: string }[];
+  binaries: { program: string; variant: string; platform: string; path: string; sha256: string }[];
   dist: { name: string; path: string; size: number }[];
   smoke: { level: string; name: string; ok: boolean; detail: string }[];
 }
@@ -51,9 +51,15 @@ describe(`real kubelet ${manifest.id}`, () => {
   });
 
   it('ships a stamped, static kubelet per platform with the intended build settings', async () => {
-    const patched = out.binaries.filter((b) => b.variant === 'patched');
+    const patched = out.binaries.filter((b) => b.variant === 'patched' && b.program === 'kubelet');
     // the stock kubelet is the lab's negative control: built only for the platform the lab runs
     expect(out.binaries.filter((b) => b.variant === 'stock').map((b) => b.platform)).toEqual(['linux/amd64']);
+    // kubelet-lxc-doctor beside every patched kubelet, built from the same tree and stamped alike
+    const doctors = out.binaries.filter((b) => b.program === 'doctor');
+    expect(doctors.map((b) => `${b.variant} ${b.platform}`).sort()).toEqual(patched.map((b) => `patched ${b.platform}`).sort());
+    const doctorAmd64 = doctors.find((b) => b.platform === 'linux/amd64')!;
+    expect((await execa(doctorAmd64.path, ['--version'])).stdout).toBe(`kubelet-lxc-doctor ${stamp}`);
+    for (const d of doctors) expect((await execa('file', ['-b', d.path])).stdout).toMatch(/statically linked/);
     expect(patched.map((b) => b.platform).sort()).toEqual([...manifest.data.platforms].sort());
     const amd64 = patched.find((b) => b.platform === 'linux/amd64')!;
     expect((await execa(amd64.path, ['--version'])).stdout).toBe(`Kubernetes ${stamp}`);
@@ -74,6 +80,21 @@ describe(`real kubelet ${manifest.id}`, () => {
     expect(l0.filter((c) => !c.ok)).toEqual([]);
   });
 
+  it('kubelet-lxc doctor runs the built doctor here: a normal host reads no value empty, and stock and patched agree', async () => {
+    const res = await runCli(['doctor', '--workdir', workdir, '--json']);
+    expect([0, 1], res.stderr).toContain(res.exitCode);
+    const rep = JSON.parse(res.stdout);
+    expect(rep.doctor).toBe(stamp);
+    expect(res.exitCode).toBe(rep.verdict.patched.starts ? 0 : 1);
+    // the neutrality rule seen from the doctor: no default fired on this machine, so no site
+    expect(rep.findings.filter((f: { check: string }) => /^[A-J]$/.test(f.check))).toEqual([]);
+    expect(rep.verdict.stock.starts).toBe(rep.verdict.patched.starts);
+    expect(rep.environment.cgroupV2).toBe((await readFile('/sys/fs/cgroup/cgroup.controllers', 'utf8').catch(() => null)) !== null);
+    const text = await runCli(['doctor', '--workdir', workdir]);
+    expect(text.stdout).toMatch(/^verdict:$/m);
+    expect(text.stdout).toMatch(/^ {2}stock {3}kubelet: (starts|FAILS at \[\S+\] with .+)$/m);
+  });
+
   it('proves every patch: site tests fail on stock and pass on patched', async () => {
     const report = JSON.parse(await readFile(path.join(workdir, 'out', manifest.id, 'reports', 'patch-tests.json'), 'utf8'));
     expect(report.ok).toBe(true);
@@ -90,7 +111,13 @@ describe(`real kubelet ${manifest.id}`, () => {
     // KVM trial, or KVM not there / switched off)
     if (report.accel === 'kvm') expect(report.accelFallback).toBeNull();
     else expect(report.accelFallback?.reason ?? report.accelNote).toBeTruthy();
+    // kubelet-lxc-doctor ran in every container before its kubelet and said what that kubelet then did
+    for (const r of report.runs as LabReport['runs']) {
+      expect(r.doctor?.problem, `${r.id}: doctor`).toBeNull();
+      expect(r.kubelet === 'stock' ? r.doctor!.stockStarts : r.doctor!.patchedStarts, `${r.id}: the doctor's prediction`).toBe(r.passed);
+    }
     const text = await readFile(path.join(workdir, 'out', manifest.id, 'reports', 'lab', 'lab-report.txt'), 'utf8');
+    expect(text).toMatch(/^profile\s+kubelet\s+expected\s+result\s+doctor said/m);
     expect(text).toMatch(/^accelerator: (KVM \(the guest booted under it\)|TCG after a failed KVM trial .+|TCG \(.+\))$/m);
     const l1 = out.smoke.filter((c) => c.level === 'L1');
     expect(l1).toHaveLength(1);
@@ -127,7 +154,7 @@ describe(`real kubelet ${manifest.id}`, () => {
   });
 
   it('recovers in the same run when KVM cannot run the guest and when the guest dies mid-run, and the report says both', async () => {
-    const bin = (variant: string) => out.binaries.find((b) => b.variant === variant && b.platform === 'linux/amd64')!.path;
+    const bin = (variant: string, program = 'kubelet') => out.binaries.find((b) => b.program === program && b.variant === variant && b.platform === 'linux/amd64')!.path;
     const outDir = await mkdtemp(path.join(os.tmpdir(), 'lab-restart-'));
     // The KVM failure this test controls: asked for KVM, this qemu prints what qemu printed on
     // machines whose KVM cannot run the guest, and stays alive as qemu did; under TCG it is qemu.
@@ -151,6 +178,7 @@ describe(`real kubelet ${manifest.id}`, () => {
     try {
       const report = await runLab({
         kubelets: { stock: bin('stock'), patched: bin('patched') },
+        doctor: bin('patched', 'doctor'),
         cacheDir: labCacheDir(),
         outDir,
         profiles: ['lxc-default'],
@@ -203,6 +231,7 @@ describe(`real kubelet ${manifest.id}`, () => {
       expect(names).toContain(`kubelet-linux-${arch}.tar.gz`);
       expect(names).toContain(`kubelet-linux-${arch}.spdx.json`);
       expect(names).toContain(`artifacts-linux-${arch}.json`);
+      expect(names).toContain(`kubelet-lxc-doctor-linux-${arch}`);
       expect(names.some((n) => n.startsWith('kubelet-lxc-') && n.endsWith(`-linux-${arch}.tar.gz`))).toBe(true);
       expect(names.some((n) => n.startsWith('rke2-runtime-') && n.endsWith(`.linux-${arch}.tar`))).toBe(true);
       expect(names.some((n) => n.startsWith('rke2-runtime-') && n.endsWith(`.linux-${arch}.tar.zst`))).toBe(true);
@@ -218,7 +247,7 @@ describe(`real kubelet ${manifest.id}`, () => {
     expect(res.exitCode).toBe(0);
     const again: BuildJson = JSON.parse(res.stdout);
     for (const b of out.binaries.filter((x) => x.variant === 'patched')) {
-      const twin = again.binaries.find((x) => x.variant === 'patched' && x.platform === b.platform)!;
+      const twin = again.binaries.find((x) => x.program === b.program && x.variant === 'patched' && x.platform === b.platform)!;
       expect(twin.path).not.toBe(b.path);
       expect(await fileHash(twin.path)).toBe(b.sha256);
     }

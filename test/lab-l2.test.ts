@@ -130,6 +130,8 @@ function l1Run(over: Partial<LabRun>): LabRun {
     seconds: 300,
     emptied: [],
     logDir: '/x',
+    // kubelet-lxc-doctor in the container: the stock kubelet fails at C (all's first site)
+    doctor: { problem: null, stockStarts: false, patchedStarts: true, stockErrors: ['strconv.Atoi: parsing "": invalid syntax'], firstCheck: 'C', checks: ['C', 'I', 'B', 'A', 'H'], stockErrorsMissing: [] },
     ...over,
   };
 }
@@ -158,7 +160,9 @@ describe('judging an L2 run', () => {
     { id: 'lxc-default', description: '', sites: [], expectStockFailure: false, reason: 'not parsed' },
     { id: 'all', description: '', sites: [], expectStockFailure: true, expectedStockErrors: ['strconv.Atoi: parsing ""'], reason: 'fails' },
   ];
-  const good = (id: string, profile: string, kubelet: 'stock' | 'patched') => withL2(l1Run({ id, profile, kubelet, containerManagerStarted: true, containerManagerFailed: false, firstError: null }), l2Result({}));
+  const clean = { problem: null, stockStarts: true, patchedStarts: true, stockErrors: [], firstCheck: null, checks: [], stockErrorsMissing: [] };
+  const good = (id: string, profile: string, kubelet: 'stock' | 'patched') =>
+    withL2(l1Run({ id, profile, kubelet, containerManagerStarted: true, containerManagerFailed: false, firstError: null, ...(profile === 'lxc-default' ? { doctor: clean } : {}) }), l2Result({}));
 
   it('passes the patched kubelet only with the node Ready, every check and every test passed, and no kubelet exit', () => {
     expect(good('02-all-patched', 'all', 'patched').passed).toBe(true);
@@ -214,8 +218,8 @@ describe('judging an L2 run', () => {
     };
     const text = renderReport({ ...base, verdict: labVerdict(base) } as LabReport);
     expect(text).toMatch(/^kubelet-lxc lab \(smoke L2: server node\): PASS$/m);
-    expect(text).toMatch(/^all\s+stock\s+fail\s+FAIL\s+no\s+no\s+-\s+-\s+2\s+"Failed to start ContainerManager"/m);
-    expect(text).toMatch(/^all\s+patched\s+pass\s+pass\s+80 s\s+95 s\s+1\/1\s+1\/1 \(ci\)\s+0/m);
+    expect(text).toMatch(/^all\s+stock\s+fail\s+FAIL\s+fails \(C,I,B,A,H\)\s+no\s+no\s+-\s+-\s+2\s+"Failed to start ContainerManager"/m);
+    expect(text).toMatch(/^all\s+patched\s+pass\s+pass\s+starts\s+80 s\s+95 s\s+1\/1\s+1\/1 \(ci\)\s+0/m);
     expect(text).toMatch(/^conformance, 04-all-patched \(tier ci, 30 s\):$/m);
     expect(text).toMatch(/^ {2}t1\s+passed\s+20$/m);
     expect(text).toContain('L2: kine v0.16.4 on sqlite:///db');
@@ -227,7 +231,7 @@ describe('judging an L2 run', () => {
     const withHeld = { ...base, runs: [runs[0]!, runs[1]!, stockAll, held] };
     const text2 = renderReport({ ...withHeld, verdict: labVerdict(withHeld) } as LabReport);
     expect(text2).toMatch(/^kubelet-lxc lab \(smoke L2: server node\): PASS$/m);
-    expect(text2).toMatch(/^all\s+patched\s+pass\s+pass\s+80 s\s+95 s\s+1\/1\s+1\/1 \(full\) \+1 needs KVM\s+0/m);
+    expect(text2).toMatch(/^all\s+patched\s+pass\s+pass\s+starts\s+80 s\s+95 s\s+1\/1\s+1\/1 \(full\) \+1 needs KVM\s+0/m);
     expect(text2).toMatch(/^ {2}t2\s+needs KVM\s+0$/m);
     expect(text2).toContain('  t2: a 10m CPU limit');
   });

@@ -1,4 +1,7 @@
 import { describe, expect, it } from 'vitest';
+import { access, constants } from 'node:fs/promises';
+import path from 'node:path';
+import { PROJECT_ROOT } from '../src/manifest.js';
 import { compileProfile, LAB_PROFILE_IDS, loadProfiles, parseProfiles, selectProfiles } from '../src/lab/profiles.js';
 
 describe('lab profiles (lab/profiles.json)', () => {
@@ -9,8 +12,16 @@ describe('lab profiles (lab/profiles.json)', () => {
     return p;
   };
 
-  it('has lxc-default, one profile per fatal site A, B, C, H, I, the garbage tunable, and all, in that order', () => {
-    expect(LAB_PROFILE_IDS).toEqual(['lxc-default', 'A', 'B', 'C', 'H', 'H-garbage', 'I', 'all']);
+  it('has lxc-default, one profile per fatal site A, B, C, H, I, the garbage tunable, all, and a container set up without cpuset, in that order', () => {
+    expect(LAB_PROFILE_IDS).toEqual(['lxc-default', 'A', 'B', 'C', 'H', 'H-garbage', 'I', 'all', 'no-cpuset']);
+  });
+
+  it('no-cpuset plants nothing: its container is set up by a start-host hook the guest finds in lab/hooks/', async () => {
+    const p = byId('no-cpuset');
+    expect(p.actions).toEqual([]);
+    expect(p.emptied).toEqual([]);
+    expect(p.lxc).toEqual(['lxc.hook.start-host = /mnt/lab/lab/hooks/no-cpuset.sh']);
+    await access(path.join(PROJECT_ROOT, 'lab', 'hooks', 'no-cpuset.sh'), constants.X_OK);
   });
 
   it('H-garbage: a garbage (not empty) tunable under protectKernelDefaults, where the patched kubelet must fail as stock does', () => {
@@ -140,5 +151,11 @@ describe('lab profiles (lab/profiles.json)', () => {
     expect(() => parseProfiles(minimal({ include: ['nope'] }))).toThrow(/unknown profile nope/);
     expect(() => parseProfiles({ profiles: [...minimal({}).profiles, ...minimal({}).profiles] })).toThrow(/twice/);
     expect(() => parseProfiles(minimal({ expect: { stock: { fails: false } } }))).toThrow();
+    // container lines: one LXC key = value, nothing that could end the line or run a command
+    expect(parseProfiles(minimal({ container: { lxc: ['lxc.mount.auto = sys:mixed'] } }))[0]!.lxc).toEqual(['lxc.mount.auto = sys:mixed']);
+    expect(() => parseProfiles(minimal({ container: { lxc: ['lxc.mount.auto = sys:mixed\nlxc.init.cmd = /bin/sh'] } }))).toThrow(/LXC line/);
+    expect(() => parseProfiles(minimal({ container: { lxc: ['lxc.hook.pre-start = /bin/sh -c "reboot"'] } }))).toThrow(/LXC line/);
+    expect(() => parseProfiles(minimal({ container: { lxc: ['mount.auto = sys:ro'] } }))).toThrow(/LXC line/);
+    expect(() => parseProfiles(minimal({ container: { lxc: [] } }))).toThrow();
   });
 });

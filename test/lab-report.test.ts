@@ -63,6 +63,15 @@ const who = (profile: string, kubelet: 'stock' | 'patched', expectedErrors?: str
   expectedErrors,
 });
 
+// kubelet-lxc-doctor --json as the lab's containers write it (the parts the lab reads)
+const DOCTOR_CLEAN = JSON.stringify({ doctor: 'v1.36.4+rke2r1', verdict: { stock: { starts: true }, patched: { starts: true }, rke2: { starts: true } }, findings: [], fixes: [] });
+const DOCTOR_H = JSON.stringify({
+  doctor: 'v1.36.4+rke2r1',
+  verdict: { stock: { starts: false, firstErrors: ['Failed to start ContainerManager', 'strconv.Atoi: parsing "": invalid syntax'], firstCheck: 'H' }, patched: { starts: true }, rke2: { starts: true } },
+  findings: [{ check: 'H', stock: { fails: true }, patched: { fails: false } }],
+  fixes: ['run the kubelet-lxc patched kubelet (the kubelet-path bundle)'],
+});
+
 const passFiles: RunFiles = {
   resultEnv: 'cgroup_ns_root=0::/init.scope\nprofile_applied=1\nkubelet_pid=201\nkubelet_alive_at_end=1\nend_reason=stable\n',
   events: EVENTS_PASS,
@@ -71,6 +80,7 @@ const passFiles: RunFiles = {
   podsFinal: PODS_RUNNING,
   healthz: 'ok\n',
   emptied: '',
+  doctor: DOCTOR_CLEAN,
 };
 
 describe('run results', () => {
@@ -193,14 +203,31 @@ describe('report', () => {
     interpretRun(who('H', 'stock', ['Failed to start ContainerManager']), {
       resultEnv: 'profile_applied=1\nkubelet_exit=1\nkubelet_alive_at_end=0\nend_reason=kubelet-exited\n',
       kubeletLog: LOG_H,
+      doctor: DOCTOR_H,
     }),
   ];
 
+  it("reads the doctor's prediction and checks its error texts against the whole kubelet log", () => {
+    expect(runs[2]!.doctor).toEqual({
+      problem: null,
+      stockStarts: false,
+      patchedStarts: true,
+      stockErrors: ['Failed to start ContainerManager', 'strconv.Atoi: parsing "": invalid syntax'],
+      firstCheck: 'H',
+      checks: ['H'],
+      stockErrorsMissing: [],
+    });
+    // a prediction whose error the log lacks, a report that is not JSON, and none at all
+    expect(interpretRun(who('H', 'stock'), { kubeletLog: 'E1 other error', doctor: DOCTOR_H }).doctor?.stockErrorsMissing).toEqual(['Failed to start ContainerManager', 'strconv.Atoi: parsing "": invalid syntax']);
+    expect(interpretRun(who('H', 'stock'), { doctor: 'panic: x' }).doctor?.problem).toMatch(/^doctor.json is not JSON/);
+    expect(interpretRun(who('H', 'stock'), {}).doctor).toBeNull();
+  });
+
   it('renders profile x kubelet with the expectation, the outcome and the short first error', () => {
     const lines = renderTable({ profiles, runs }).split('\n');
-    expect(lines[0]).toMatch(/^profile\s+kubelet\s+expected\s+result\s+CM started\s+healthz\s+pod Running\s+to Running\s+first error$/);
-    expect(lines[1]).toMatch(/^lxc-default\s+stock\s+pass\s+pass\s+yes\s+ok\s+yes\s+20\.9 s\s+-$/);
-    expect(lines[3]).toMatch(/^H\s+stock\s+fail\s+FAIL\s+no\s+no\s+no\s+-\s+"Failed to start ContainerManager" err="strconv\.Atoi: parsing \\"\\": invalid syntax"$/);
+    expect(lines[0]).toMatch(/^profile\s+kubelet\s+expected\s+result\s+doctor said\s+CM started\s+healthz\s+pod Running\s+to Running\s+first error$/);
+    expect(lines[1]).toMatch(/^lxc-default\s+stock\s+pass\s+pass\s+starts\s+yes\s+ok\s+yes\s+20\.9 s\s+-$/);
+    expect(lines[3]).toMatch(/^H\s+stock\s+fail\s+FAIL\s+fails \(H\)\s+no\s+no\s+no\s+-\s+"Failed to start ContainerManager" err="strconv\.Atoi: parsing \\"\\": invalid syntax"$/);
     expect(lines[4]).toMatch(/^H\s+patched\s+pass\s+MISSING/);
   });
 

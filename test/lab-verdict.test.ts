@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 import { labVerdict } from '../src/lab/index.js';
-import type { LabProfileSummary, LabRun } from '../src/lab/types.js';
+import type { DoctorPrediction, LabProfileSummary, LabRun } from '../src/lab/types.js';
+
+/** What kubelet-lxc-doctor said in the run's container: right for this kubelet unless told otherwise. */
+function doctor(stockStarts: boolean, patchedStarts: boolean, stockErrors: string[] = [], stockErrorsMissing: string[] = []): DoctorPrediction {
+  return { problem: null, stockStarts, patchedStarts, stockErrors, firstCheck: stockStarts ? null : 'H', checks: stockStarts ? [] : ['H'], stockErrorsMissing };
+}
 
 const profiles: LabProfileSummary[] = [
   { id: 'lxc-default', description: 'untouched', sites: [], expectStockFailure: false, reason: 'nothing empty on the start path' },
@@ -36,6 +41,7 @@ function pass(profile: string, kubelet: 'stock' | 'patched'): LabRun {
     seconds: 45,
     emptied: [],
     logDir: '/tmp/x',
+    doctor: doctor(true, true),
   };
 }
 
@@ -53,6 +59,7 @@ function fail(profile: string, kubelet: 'stock' | 'patched', line = H_FATAL, mis
     errorLines: [line],
     expectedErrorsMissing: missing,
     passed: false,
+    doctor: kubelet === 'stock' ? doctor(false, true) : doctor(false, false),
   };
 }
 
@@ -79,7 +86,25 @@ describe('labVerdict', () => {
 
   it('fails when the patched kubelet starts but the pod never runs', () => {
     const runs = good().map((r) => (r.profile === 'I' && r.kubelet === 'patched' ? { ...r, passed: false, podRunning: false, endReason: 'deadline' } : r));
-    expect(labVerdict({ profiles, runs }).problems).toEqual(['profile I: the patched kubelet fails: static pod not Running (run ended: deadline)']);
+    expect(labVerdict({ profiles, runs }).problems).toEqual([
+      'profile I: the patched kubelet fails: static pod not Running (run ended: deadline)',
+      // the doctor said it starts: a wrong prediction is a problem of its own
+      'profile I, patched kubelet: the doctor predicted that it starts, but it failed: static pod not Running (run ended: deadline)',
+    ]);
+  });
+
+  it('fails when the doctor did not run, or predicted other than what the kubelet did', () => {
+    const noDoctor = good().map((r) => (r.profile === 'H' && r.kubelet === 'stock' ? { ...r, doctor: null } : r));
+    expect(labVerdict({ profiles, runs: noDoctor }).problems).toEqual(['profile H, stock kubelet: the doctor did not run before the kubelet (no doctor.json)']);
+    const wrong = good().map((r) => (r.profile === 'H' && r.kubelet === 'stock' ? { ...r, doctor: doctor(true, true) } : r));
+    expect(labVerdict({ profiles, runs: wrong }).problems).toEqual([expect.stringMatching(/^profile H, stock kubelet: the doctor predicted that it starts, but it failed: ContainerManager did not start/)]);
+    const saysFails = good().map((r) => (r.profile === 'lxc-default' && r.kubelet === 'stock' ? { ...r, doctor: doctor(false, true, ['x']) } : r));
+    expect(labVerdict({ profiles, runs: saysFails }).problems).toEqual(['profile lxc-default, stock kubelet: the doctor predicted that it fails (at H: x), but it started']);
+  });
+
+  it('fails when the stock kubelet fails as the doctor said, but not with the error the doctor named', () => {
+    const runs = good().map((r) => (r.profile === 'H' && r.kubelet === 'stock' ? { ...r, doctor: doctor(false, true, ['Failed to start ContainerManager', 'other'], ['other']) } : r));
+    expect(labVerdict({ profiles, runs }).problems).toEqual(['profile H, stock kubelet: fails as the doctor predicted, but its log lacks the error text the doctor named: "other"']);
   });
 
   it('fails when the stock kubelet survives a profile meant to break it (the negative control)', () => {
@@ -167,7 +192,7 @@ describe('neutrality and failures the series leaves alone', () => {
       nodeInfo: { architecture: 'amd64', operatingSystem: 'linux', osImage: 'Debian GNU/Linux 13 (trixie)', kernelVersion: '6.12', containerRuntimeVersion: 'containerd://1.7.24', machineID: 'm', systemUUID: 'u', bootID: boot, kubeletVersion: 'x' },
     });
     const neutralProfiles: LabProfileSummary[] = [{ ...profiles[0]!, neutral: true }];
-    const withStatus = (r: LabRun, status: unknown): LabRun => ({ ...r, l2: { nodeStatus: status } as LabRun['l2'] });
+    const withStatus = (r: LabRun, status: unknown): LabRun => ({ ...r, l2: { nodeStatus: status, ready: true } as LabRun['l2'] });
     const stock = withStatus(pass('lxc-default', 'stock'), L2_NODE_STATUS_SAMPLE('35c10bc6', '2'));
     const patched = withStatus(pass('lxc-default', 'patched'), { ...L2_NODE_STATUS_SAMPLE('79067a50', '2'), nodeInfo: { ...L2_NODE_STATUS_SAMPLE('79067a50', '2').nodeInfo, kubeletVersion: 'y' } });
     expect(labVerdict({ profiles: neutralProfiles, runs: [stock, patched] })).toEqual({ ok: true, problems: [] });

@@ -77,7 +77,7 @@ describe('install lock', () => {
   it('a second install into one root says who holds it, for both installers', async () => {
     const tmp = await mkdtemp(path.join(root, 'install-'));
     const kubelet = await buildFakeKubelet({ out: path.join(tmp, 'kubelet'), arch: HOST_ARCH, version: 'v1.36.4+rke2r1' });
-    const bundle = (await buildKubeletPathBundle({ kubelet, platform: `linux/${HOST_ARCH}` as Platform, version: 'v1.36.4+rke2r1', rke2Version: 'v1.36.4+rke2r1', outDir: path.join(tmp, 'dist'), mtime: new Date(0) }))[0]!.path;
+    const bundle = (await buildKubeletPathBundle({ kubelet, doctor: kubelet, platform: `linux/${HOST_ARCH}` as Platform, version: 'v1.36.4+rke2r1', rke2Version: 'v1.36.4+rke2r1', outDir: path.join(tmp, 'dist'), mtime: new Date(0) }))[0]!.path;
     const nodeRoot = path.join(tmp, 'root');
     const lock = path.join(nodeRoot, 'var/lib/kubelet-lxc/install.lock');
     await mkdir(path.dirname(lock), { recursive: true });

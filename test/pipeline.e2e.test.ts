@@ -45,7 +45,7 @@ afterAll(async () => {
 });
 
 describe('build pipeline on the fixture', () => {
-  let first: { binaries: { variant: string; platform: string; path: string; sha256: string; version: string }[]; dist: { name: string; path: string; sha256: string; kind: string }[]; stages: { stage: string; status: string }[] };
+  let first: { binaries: { program: string; variant: string; platform: string; path: string; sha256: string; version: string }[]; dist: { name: string; path: string; sha256: string; kind: string }[]; stages: { stage: string; status: string }[] };
 
   it('builds both platforms, stamped, packaged and smoke-tested', async () => {
     const res = await runCli(buildArgs(path.join(root, 'w1')));
@@ -53,8 +53,15 @@ describe('build pipeline on the fixture', () => {
     expect(res.exitCode).toBe(0);
     first = JSON.parse(res.stdout);
     expect(first.stages.map((s) => `${s.stage}=${s.status}`)).toEqual(['source=ran', 'patch=ran', 'build=ran', 'package=ran', 'smoke=ran']);
-    expect(first.binaries.map((b) => b.platform).sort()).toEqual(['linux/amd64', 'linux/arm64']);
-    const amd64 = first.binaries.find((b) => b.platform === 'linux/amd64')!;
+    expect(first.binaries.filter((b) => b.program === 'kubelet').map((b) => b.platform).sort()).toEqual(['linux/amd64', 'linux/arm64']);
+    // the series' doctor, built from the patched tree with its overlay-only files, stamped alike
+    const doctors = first.binaries.filter((b) => b.program === 'doctor');
+    expect(doctors.map((b) => `${b.variant} ${b.platform}`).sort()).toEqual(['patched linux/amd64', 'patched linux/arm64']);
+    const doctor = doctors.find((b) => b.platform === 'linux/amd64')!;
+    expect((await execa(doctor.path, ['--version'])).stdout).toBe(`kubelet-lxc-doctor ${FIXTURE_VERSION}+rke2r1`);
+    // it calls the patched code through the overlay's export: an empty list gets the series' default
+    expect(JSON.parse((await execa(doctor.path, ['--json', ''])).stdout).patchedList).toBe('0');
+    const amd64 = first.binaries.find((b) => b.program === 'kubelet' && b.platform === 'linux/amd64')!;
     const version = await execa(amd64.path, ['--version']);
     expect(version.stdout).toBe(`Kubernetes ${FIXTURE_VERSION}+rke2r1`);
     // Both version packages are stamped, with a clean tree state and the source date.
@@ -75,7 +82,7 @@ describe('build pipeline on the fixture', () => {
     // Packaged: per arch a tarball, its sums and an artifact list; aggregate sums that check out.
     const names = first.dist.map((f) => f.name).sort();
     const perArch = (a: string) => [
-      `kubelet-linux-${a}.spdx.json`, `kubelet-linux-${a}.tar.gz`,
+      `kubelet-linux-${a}.spdx.json`, `kubelet-linux-${a}.tar.gz`, `kubelet-lxc-doctor-linux-${a}`,
       `kubelet-lxc-v1.99.0-rke2r1-linux-${a}.tar.gz`, `kubelet-lxc-v1.99.0-rke2r1-linux-${a}.tar.gz.sha256`,
       `rke2-runtime-v1.99.0-rke2r1-lxc1.linux-${a}.tar`, `rke2-runtime-v1.99.0-rke2r1-lxc1.linux-${a}.tar.zst`,
       `sha256sum-${a}.txt`, `sha512sum-${a}.txt`, `artifacts-linux-${a}.json`,
@@ -84,6 +91,9 @@ describe('build pipeline on the fixture', () => {
     // No registry here: the runtime image is built on a labelled stand-in base, and says so.
     expect(first.dist.find((f) => f.name.endsWith('linux-amd64.tar') && f.name.startsWith('rke2-runtime'))!).toMatchObject({ kind: expect.stringMatching(/stand-in/), standIn: true, platform: 'linux/amd64' });
     expect(first.dist.find((f) => f.name === 'kubelet-linux-arm64.tar.gz')!).toMatchObject({ kind: 'kubelet-tarball', standIn: false, platform: 'linux/arm64', sha512: expect.stringMatching(/^[0-9a-f]{128}$/) });
+    const doctorAsset = first.dist.find((f) => f.name === 'kubelet-lxc-doctor-linux-arm64')!;
+    expect(doctorAsset).toMatchObject({ kind: 'doctor', platform: 'linux/arm64' });
+    expect(doctorAsset.sha256).toBe(first.binaries.find((b) => b.program === 'doctor' && b.platform === 'linux/arm64')!.sha256);
     const distDir = path.dirname(first.dist[0]!.path);
     const check = await execa('sha256sum', ['-c', 'SHA256SUMS'], { cwd: distDir });
     expect(check.stdout).toContain('kubelet-linux-arm64.tar.gz: OK');
@@ -106,7 +116,7 @@ describe('build pipeline on the fixture', () => {
     expect(res.exitCode).toBe(0);
     const second = JSON.parse(res.stdout);
     for (const b of first.binaries) {
-      const twin = second.binaries.find((x: { platform: string; variant: string }) => x.platform === b.platform && x.variant === b.variant);
+      const twin = second.binaries.find((x: { program: string; platform: string; variant: string }) => x.program === b.program && x.platform === b.platform && x.variant === b.variant);
       expect(twin.path).not.toBe(b.path);
       expect(await fileHash(twin.path)).toBe(b.sha256);
     }

@@ -12,7 +12,7 @@ let upstream: UpstreamRepo;
 let manifest: string;
 
 interface BuildSummary {
-  binaries: { variant: string; platform: string; path: string; sha256: string }[];
+  binaries: { program: string; variant: string; platform: string; path: string; sha256: string }[];
   dist: { name: string; sha256: string }[];
   stages: { stage: string; status: string; seconds: number }[];
 }
@@ -55,7 +55,7 @@ describe('podman (rootful)', () => {
     const out = JSON.parse(res.stdout) as BuildSummary;
     expect(out.stages.map((s) => `${s.stage}=${s.status}`)).toEqual(['source=ran', 'patch=ran', 'build=ran', 'package=ran', 'smoke=ran']);
     expect(res.stderr).toMatch(/compiling patched kubelet for linux\/amd64 \(v1\.99\.0\+rke2r1, go[\d.]+, podman\)/);
-    const amd64 = out.binaries.find((b) => b.platform === 'linux/amd64')!;
+    const amd64 = out.binaries.find((b) => b.program === 'kubelet' && b.platform === 'linux/amd64')!;
     expect((await execa(amd64.path, ['--version'])).stdout).toBe(`Kubernetes ${FIXTURE_VERSION}+rke2r1`);
     process.stderr.write(`podman fixture build: ${((Date.now() - started) / 1000).toFixed(1)}s (${out.stages.map((s) => `${s.stage} ${s.seconds.toFixed(1)}s`).join(', ')})\n`);
 
@@ -63,8 +63,8 @@ describe('podman (rootful)', () => {
     expect(docker.exitCode, docker.stderr).toBe(0);
     const twin = JSON.parse(docker.stdout) as BuildSummary;
     for (const b of out.binaries) {
-      const d = twin.binaries.find((x) => x.platform === b.platform && x.variant === b.variant)!;
-      expect(await fileHash(b.path), `${b.variant} ${b.platform}`).toBe(d.sha256);
+      const d = twin.binaries.find((x) => x.program === b.program && x.platform === b.platform && x.variant === b.variant)!;
+      expect(await fileHash(b.path), `${b.program} ${b.variant} ${b.platform}`).toBe(d.sha256);
     }
     expect(out.dist.map((f) => [f.name, f.sha256])).toEqual(twin.dist.map((f) => [f.name, f.sha256]));
   });

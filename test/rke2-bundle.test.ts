@@ -33,6 +33,7 @@ let tmp: string;
 let kubelet: string; // patched, host arch
 let stockKubelet: string; // same version, other bytes (stands for what was on the node)
 let otherArchKubelet: string;
+let doctor: string; // stands for kubelet-lxc-doctor (another ELF of the host arch)
 let bundle: string;
 let busyboxPath: string;
 
@@ -41,8 +42,9 @@ beforeAll(async () => {
   tmp = await mkdtemp(path.join(os.tmpdir(), 'rke2-bundle-'));
   kubelet = await buildFakeKubelet({ out: path.join(tmp, 'bin', 'kubelet'), arch: HOST_ARCH, version: VERSION });
   stockKubelet = await buildFakeKubelet({ out: path.join(tmp, 'bin', 'kubelet-stock'), arch: HOST_ARCH, version: VERSION, flavour: 'stock' });
+  doctor = await buildFakeKubelet({ out: path.join(tmp, 'bin', 'kubelet-lxc-doctor'), arch: HOST_ARCH, version: VERSION, flavour: 'stock' });
   otherArchKubelet = await buildFakeKubelet({ out: path.join(tmp, 'bin', `kubelet-${OTHER_ARCH}`), arch: OTHER_ARCH, version: VERSION });
-  const files = await buildKubeletPathBundle({ kubelet, platform: HOST_PLATFORM, version: VERSION, rke2Version: RKE2, outDir: path.join(tmp, 'dist'), mtime: MTIME });
+  const files = await buildKubeletPathBundle({ kubelet, doctor, platform: HOST_PLATFORM, version: VERSION, rke2Version: RKE2, outDir: path.join(tmp, 'dist'), mtime: MTIME });
   bundle = files[0]!.path;
   // A PATH with nothing but busybox applets, so the script is run with busybox's own tools.
   busyboxPath = path.join(tmp, 'busybox-bin');
@@ -123,8 +125,8 @@ async function seededRoot(withKubelet: boolean): Promise<string> {
 
 describe('kubelet-path bundle', () => {
   it('holds the kubelet, the drop-in, a README, the installer and checksums, byte-for-byte reproducibly', async () => {
-    const a = await buildKubeletPathBundle({ kubelet, platform: HOST_PLATFORM, version: VERSION, rke2Version: RKE2, outDir: path.join(tmp, 'repro-a'), mtime: MTIME });
-    const b = await buildKubeletPathBundle({ kubelet, platform: HOST_PLATFORM, version: VERSION, rke2Version: RKE2, outDir: path.join(tmp, 'repro-b'), mtime: MTIME });
+    const a = await buildKubeletPathBundle({ kubelet, doctor, platform: HOST_PLATFORM, version: VERSION, rke2Version: RKE2, outDir: path.join(tmp, 'repro-a'), mtime: MTIME });
+    const b = await buildKubeletPathBundle({ kubelet, doctor, platform: HOST_PLATFORM, version: VERSION, rke2Version: RKE2, outDir: path.join(tmp, 'repro-b'), mtime: MTIME });
     expect(a.map((f) => f.name)).toEqual([`kubelet-lxc-v1.36.4-rke2r1-linux-${HOST_ARCH}.tar.gz`, `kubelet-lxc-v1.36.4-rke2r1-linux-${HOST_ARCH}.tar.gz.sha256`, KUBELET_DROPIN_NAME]);
     expect(a.map((f) => f.sha256)).toEqual(b.map((f) => f.sha256));
     expect(a.map((f) => f.kind)).toEqual(['kubelet-path-bundle', 'checksum', 'rke2-config-kubelet-path']);
@@ -146,6 +148,7 @@ describe('kubelet-path bundle', () => {
       [`${top}/SHA256SUMS`, 'File', '644'],
       [`${top}/install.sh`, 'File', '755'],
       [`${top}/kubelet`, 'File', '755'],
+      [`${top}/kubelet-lxc-doctor`, 'File', '755'],
       [`${top}/${KUBELET_DROPIN_NAME}`, 'File', '644'],
     ]);
 
@@ -153,8 +156,9 @@ describe('kubelet-path bundle', () => {
     await extractTar(a[0]!.path, x);
     const dir = path.join(x, top);
     const sums = await execa('sha256sum', ['-c', 'SHA256SUMS'], { cwd: dir });
-    expect(sums.stdout.split('\n').sort()).toEqual(['INSTALL: OK', 'README.md: OK', 'install.sh: OK', 'kubelet: OK', `${KUBELET_DROPIN_NAME}: OK`]);
+    expect(sums.stdout.split('\n').sort()).toEqual(['INSTALL: OK', 'README.md: OK', 'install.sh: OK', 'kubelet-lxc-doctor: OK', 'kubelet: OK', `${KUBELET_DROPIN_NAME}: OK`]);
     expect(sha256(await readFile(path.join(dir, 'kubelet')))).toBe(sha256(await readFile(kubelet)));
+    expect(sha256(await readFile(path.join(dir, 'kubelet-lxc-doctor')))).toBe(sha256(await readFile(doctor)));
     expect(await readFile(path.join(dir, 'install.sh'), 'utf8')).toBe(await readFile(INSTALL_SCRIPT_PATH, 'utf8'));
 
     // The drop-in: kubelet-path at the versioned install path, the LXC flags, each with its reason.
@@ -197,7 +201,7 @@ describe('kubelet-path bundle', () => {
 
   it('refuses a kubelet built for another architecture', async () => {
     await expect(
-      buildKubeletPathBundle({ kubelet: otherArchKubelet, platform: HOST_PLATFORM, version: VERSION, rke2Version: RKE2, outDir: path.join(tmp, 'wrong'), mtime: MTIME }),
+      buildKubeletPathBundle({ kubelet: otherArchKubelet, doctor, platform: HOST_PLATFORM, version: VERSION, rke2Version: RKE2, outDir: path.join(tmp, 'wrong'), mtime: MTIME }),
     ).rejects.toThrow(`is a ${OTHER_ARCH} executable, but it is packaged for ${HOST_PLATFORM}`);
     // a script, and a file cut short inside the ELF header
     const script = path.join(tmp, 'bin', 'kubelet-script');
@@ -205,7 +209,7 @@ describe('kubelet-path bundle', () => {
     const cut = path.join(tmp, 'bin', 'kubelet-cut');
     await writeFile(cut, (await readFile(kubelet)).subarray(0, 40));
     for (const f of [script, cut]) {
-      await expect(buildKubeletPathBundle({ kubelet: f, platform: HOST_PLATFORM, version: VERSION, rke2Version: RKE2, outDir: path.join(tmp, 'wrong2'), mtime: MTIME })).rejects.toThrow(`${f} is not an ELF executable`);
+      await expect(buildKubeletPathBundle({ kubelet: f, doctor, platform: HOST_PLATFORM, version: VERSION, rke2Version: RKE2, outDir: path.join(tmp, 'wrong2'), mtime: MTIME })).rejects.toThrow(`${f} is not an ELF executable`);
     }
     expect(existsSync(path.join(tmp, 'wrong2'))).toBe(false);
   });

@@ -488,7 +488,7 @@ describe('every platform of the manifest', () => {
     const dist = path.join(tmp, 'dist');
     for (const platform of PLATFORMS) {
       const b = get(platform);
-      await buildKubeletPathBundle({ kubelet: b.kubelet, platform, version: RKE2, rke2Version: RKE2, outDir: dist, mtime: MTIME });
+      await buildKubeletPathBundle({ kubelet: b.kubelet, doctor: b.kubelet, platform, version: RKE2, rke2Version: RKE2, outDir: dist, mtime: MTIME });
     }
     const names = (await readdir(dist)).filter((n) => !n.startsWith('.')).sort();
     const want = [

@@ -73,19 +73,19 @@ export class LabSetupError extends Error {
   }
 }
 
-async function checkKubelets(k: LabOptions['kubelets']): Promise<void> {
+async function checkKubelets(k: LabOptions['kubelets'], doctor: string): Promise<void> {
   const missing: string[] = [];
-  for (const kind of KUBELET_KINDS) {
+  for (const [kind, file] of [...KUBELET_KINDS.map((kind) => [kind, k[kind]] as const), ['doctor', doctor] as const]) {
     try {
-      await access(k[kind], constants.X_OK);
+      await access(file, constants.X_OK);
     } catch {
-      missing.push(`${kind}: ${k[kind]}`);
+      missing.push(`${kind}: ${file}`);
     }
   }
   if (missing.length) {
     throw new LabSetupError(
-      `kubelet binaries missing or not executable (${missing.join('; ')}). Build both from the default manifest: ` +
-        `the stock kubelet is the pinned Kubernetes tree without the patch series, the patched one with it (linux/amd64).`,
+      `kubelet binaries missing or not executable (${missing.join('; ')}). Build them from the default manifest: ` +
+        `the stock kubelet is the pinned Kubernetes tree without the patch series, the patched one and kubelet-lxc-doctor with it (linux/amd64).`,
     );
   }
 }
@@ -230,6 +230,7 @@ async function prepareShare(o: {
   runsOut: string;
   outDir: string;
   kubelets: Record<(typeof KUBELET_KINDS)[number], string>;
+  doctor: string;
   level: LabLevel;
   l2: LabOptions['l2'];
   runs: PlannedRun[];
@@ -244,6 +245,7 @@ async function prepareShare(o: {
   await mkdir(join(share, 'profiles'));
   await mkdir(join(share, 'out'));
   for (const f of RUNTIME_FILES) await copyFile(labFile(f), join(share, 'lab', f));
+  await cp(labFile('hooks'), join(share, 'lab', 'hooks'), { recursive: true });
   await writeFile(join(share, 'lab', 'lxc.conf.in'), await labContainerConfig());
   if (o.l2) {
     const f = join(share, 'lab', 'containerd-l2.toml');
@@ -257,6 +259,8 @@ async function prepareShare(o: {
     await linkOrCopy(kubelets[k], join(kdir, `kubelet-${k}`));
     kbytes += (await stat(kubelets[k])).size;
   }
+  await linkOrCopy(o.doctor, join(kdir, 'kubelet-lxc-doctor'));
+  kbytes += (await stat(o.doctor)).size;
   let hostPort: number | undefined;
   if (level === 'L2') {
     const l2 = o.l2!;
@@ -291,7 +295,10 @@ async function prepareShare(o: {
   }
   const kubeletDisk = join(workDir, 'kubelets.img');
   await run('mkfs.ext4', ['-q', '-F', '-L', 'labkubelets', '-d', kdir, kubeletDisk, `${Math.ceil(kbytes / 1048576) + 64}M`], { signal, wholeTree: true });
-  for (const p of profiles) await writeFile(join(share, 'profiles', `${p.id}.txt`), compileProfile(p));
+  for (const p of profiles) {
+    await writeFile(join(share, 'profiles', `${p.id}.txt`), compileProfile(p));
+    if (p.lxc.length) await writeFile(join(share, 'profiles', `${p.id}.lxc`), `# profile ${p.id}: the container's own setup\n${p.lxc.join('\n')}\n`);
+  }
   await rm(runsOut, { recursive: true, force: true });
   await mkdir(runsOut, { recursive: true });
   for (const name of await readdir(outDir)) if (/^(console|guest)\.(boot\d+|kvm)\.log$/.test(name)) await rm(join(outDir, name), { force: true });
@@ -369,13 +376,14 @@ export async function runLab(opts: LabOptions): Promise<LabReport> {
   const outDir = resolve(opts.outDir);
   const cacheDir = resolve(opts.cacheDir);
   const kubelets = { stock: resolve(opts.kubelets.stock), patched: resolve(opts.kubelets.patched) };
+  const doctor = resolve(opts.doctor);
   const profiles = selectProfiles(loadProfiles(), opts.profiles);
   const level: LabLevel = opts.level ?? 'L1';
   if (level === 'L2' && !opts.l2) throw new LabSetupError('the L2 lab needs its control plane, kine, e2e.test and test images (opts.l2): build them with the release (kubelet-lxc lab --level L2)');
   const runs = plan(profiles, level, deadline, opts.l2);
   const memoryMiB = opts.memoryMiB ?? (level === 'L2' ? 4096 : 3072);
 
-  await checkKubelets(kubelets);
+  await checkKubelets(kubelets, doctor);
   await checkHostTools();
   if (signal?.aborted) throw new LabAbortError();
   await mkdir(outDir, { recursive: true });
@@ -412,7 +420,7 @@ export async function runLab(opts: LabOptions): Promise<LabReport> {
   const runsOut = join(outDir, 'runs');
   let aborted = false;
   try {
-    const { kubeletDisk, hostPort } = await prepareShare({ workDir, share, runsOut, outDir, kubelets, level, l2: opts.l2, runs, profiles, guest, log, signal });
+    const { kubeletDisk, hostPort } = await prepareShare({ workDir, share, runsOut, outDir, kubelets, doctor, level, l2: opts.l2, runs, profiles, guest, log, signal });
 
     // 3. boot and watch the console; a guest that ends before its runs are done (a crash,
     // a kernel panic, qemu killed from outside) is booted once more for the runs left,

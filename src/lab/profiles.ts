@@ -18,6 +18,10 @@ const actionSchema = z.discriminatedUnion('kind', [
 ]);
 export type ProfileAction = z.infer<typeof actionSchema>;
 
+// An LXC configuration line as `kubelet-lxc proxmox-config` writes them (key = value), of
+// characters that cannot escape the line.
+const lxcLine = z.string().regex(/^lxc\.[a-z0-9_.-]+ = [A-Za-z0-9_.:,/=+ -]*$/, 'an LXC line "lxc.<key> = <value>" of [A-Za-z0-9_.:,/=+ -]');
+
 const expectSchema = z.object({
   stock: z.object({
     fails: z.boolean(),
@@ -44,6 +48,12 @@ export const profileSchema = z.object({
   kubeletConfig: z.record(z.string().regex(/^[a-zA-Z]+$/), z.union([z.boolean(), z.number(), z.string().regex(/^[A-Za-z0-9_.-]*$/)])).optional(),
   /** no fault: stock and patched must report identical node facts (the series changes nothing on a normal host) */
   neutral: z.boolean().optional(),
+  /**
+   * How the container itself is set up, not a file planted in it: LXC lines added to its
+   * configuration after the operator settings (so they win), e.g. a sys:mixed mount, pinned
+   * CPUs, or a start-host hook from lab/hooks/ (found in the guest under /mnt/lab/lab/hooks/).
+   */
+  container: z.object({ lxc: z.array(lxcLine).min(1) }).optional(),
   expect: expectSchema,
 });
 export type ProfileDef = z.infer<typeof profileSchema>;
@@ -62,6 +72,8 @@ export interface LabProfile {
   emptied: string[];
   kubeletConfig: Record<string, boolean | number | string>;
   neutral: boolean;
+  /** LXC lines added to the container's configuration (the profile's own; not included) */
+  lxc: string[];
   expect: ProfileDef['expect'];
 }
 
@@ -92,7 +104,7 @@ export function parseProfiles(data: unknown): LabProfile[] {
   };
   return parsed.profiles.map((p) => {
     const r = resolve(p, []);
-    return { id: p.id, description: p.description, sites: p.sites, actions: r.actions, emptied: r.emptied, kubeletConfig: p.kubeletConfig ?? {}, neutral: p.neutral ?? false, expect: p.expect };
+    return { id: p.id, description: p.description, sites: p.sites, actions: r.actions, emptied: r.emptied, kubeletConfig: p.kubeletConfig ?? {}, neutral: p.neutral ?? false, lxc: p.container?.lxc ?? [], expect: p.expect };
   });
 }
 

@@ -2,7 +2,7 @@
 // file contents (the unit tests feed them recorded outputs).
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import type { KubeletKind, LabRun } from './types.js';
+import type { DoctorPrediction, KubeletKind, LabRun } from './types.js';
 import type { L2RunResult } from './l2/driver.js';
 
 /** Logged by the eviction manager, which the kubelet starts right after ContainerManager.Start returned. */
@@ -21,6 +21,8 @@ export interface RunFiles {
   podsFinal?: string;
   healthz?: string;
   emptied?: string;
+  /** kubelet-lxc-doctor --json, run in the container before the kubelet */
+  doctor?: string;
 }
 
 export function parseEnv(text: string | undefined): Map<string, string> {
@@ -198,6 +200,36 @@ export function interpretRun(who: RunIdentity, f: RunFiles): LabRun {
     emptied: (f.emptied ?? '').split('\n').filter((l) => l.trim()),
     logDir: who.logDir,
     machine: machineFacts(log),
+    doctor: doctorPrediction(f.doctor, log),
+  };
+}
+
+/**
+ * What kubelet-lxc-doctor, run in the container before the kubelet, predicted; with the stock
+ * error texts it named that this run's kubelet log lacks (read by the verdict for stock runs).
+ */
+export function doctorPrediction(json: string | undefined, log: string): DoctorPrediction | null {
+  if (json === undefined) return null;
+  let d: unknown;
+  try {
+    d = JSON.parse(json);
+  } catch {
+    return { problem: `doctor.json is not JSON: ${json.slice(0, 200)}`, stockStarts: null, patchedStarts: null, stockErrors: [], firstCheck: null, checks: [], stockErrorsMissing: [] };
+  }
+  const v = (d as { verdict?: { stock?: { starts?: unknown; firstErrors?: unknown; firstCheck?: unknown }; patched?: { starts?: unknown } } }).verdict;
+  const findings = (d as { findings?: { check?: unknown; stock?: { fails?: unknown } }[] }).findings ?? [];
+  if (typeof v?.stock?.starts !== 'boolean' || typeof v.patched?.starts !== 'boolean') {
+    return { problem: 'doctor.json has no verdict', stockStarts: null, patchedStarts: null, stockErrors: [], firstCheck: null, checks: [], stockErrorsMissing: [] };
+  }
+  const stockErrors = Array.isArray(v.stock.firstErrors) ? v.stock.firstErrors.map(String) : [];
+  return {
+    problem: null,
+    stockStarts: v.stock.starts,
+    patchedStarts: v.patched.starts,
+    stockErrors,
+    firstCheck: typeof v.stock.firstCheck === 'string' ? v.stock.firstCheck : null,
+    checks: [...new Set(findings.filter((f) => f.stock?.fails === true).map((f) => String(f.check)))],
+    stockErrorsMissing: stockErrors.filter((t) => !logContains(log, t)),
   };
 }
 
@@ -219,6 +251,7 @@ export async function readRunDir(who: RunIdentity, dir: string): Promise<LabRun>
     podsFinal: await readMaybe(join(dir, 'pods-final.json')),
     healthz: await readMaybe(join(dir, 'healthz.txt')),
     emptied: await readMaybe(join(dir, 'emptied.txt')),
+    doctor: await readMaybe(join(dir, 'doctor.json')),
   };
   return interpretRun(who, files);
 }

@@ -22,6 +22,16 @@ function pad(cells: string[][]): string {
     .join('\n');
 }
 
+/** The doctor's prediction for this run's kubelet: "fails at A" / "starts", and "!" where the kubelet did otherwise. */
+export function doctorCell(r: LabRun, started: boolean): string {
+  const d = r.doctor;
+  if (!d) return 'no report';
+  if (d.problem) return 'ERROR';
+  const predicted = r.kubelet === 'stock' ? d.stockStarts : d.patchedStarts;
+  const text = predicted ? 'starts' : r.kubelet === 'stock' ? `fails (${d.checks.join(',')})` : 'fails';
+  return predicted === started ? text : `WRONG: ${text}`;
+}
+
 function outcome(r: LabRun): string {
   if (!r.completed) return 'MISSING';
   if (!r.profileApplied) return 'NOT-APPLIED';
@@ -30,13 +40,13 @@ function outcome(r: LabRun): string {
 
 /** The profile x kubelet table. */
 export function renderTable(report: Pick<LabReport, 'profiles' | 'runs'>): string {
-  const rows: string[][] = [['profile', 'kubelet', 'expected', 'result', 'CM started', 'healthz', 'pod Running', 'to Running', 'first error']];
+  const rows: string[][] = [['profile', 'kubelet', 'expected', 'result', 'doctor said', 'CM started', 'healthz', 'pod Running', 'to Running', 'first error']];
   for (const p of report.profiles) {
     for (const k of ['stock', 'patched'] as const) {
       const r = report.runs.find((x) => x.profile === p.id && x.kubelet === k);
       const expected = k === 'patched' ? (p.expectPatchedFailure ? 'fail' : 'pass') : p.expectStockFailure ? 'fail' : 'pass';
       if (!r) {
-        rows.push([p.id, k, expected, 'MISSING', '-', '-', '-', '-', '-']);
+        rows.push([p.id, k, expected, 'MISSING', '-', '-', '-', '-', '-', '-']);
         continue;
       }
       rows.push([
@@ -44,6 +54,7 @@ export function renderTable(report: Pick<LabReport, 'profiles' | 'runs'>): strin
         k,
         expected,
         outcome(r),
+        doctorCell(r, r.passed),
         yes(r.containerManagerStarted),
         r.healthz ? 'ok' : r.healthzEverOk ? 'lost' : 'no',
         yes(r.podRunning),
@@ -57,13 +68,13 @@ export function renderTable(report: Pick<LabReport, 'profiles' | 'runs'>): strin
 
 /** The L2 profile x kubelet table: what the host saw through the apiserver. */
 export function renderL2Table(report: Pick<LabReport, 'profiles' | 'runs'>): string {
-  const rows: string[][] = [['profile', 'kubelet', 'expected', 'result', 'registered', 'Ready', 'checks', 'conformance', 'kubelet exits', 'first error']];
+  const rows: string[][] = [['profile', 'kubelet', 'expected', 'result', 'doctor said', 'registered', 'Ready', 'checks', 'conformance', 'kubelet exits', 'first error']];
   for (const p of report.profiles) {
     for (const k of ['stock', 'patched'] as const) {
       const r = report.runs.find((x) => x.profile === p.id && x.kubelet === k);
       const expected = k === 'patched' ? 'pass' : p.expectStockFailure ? 'fail' : 'pass';
       if (!r) {
-        rows.push([p.id, k, expected, 'MISSING', '-', '-', '-', '-', '-', '-']);
+        rows.push([p.id, k, expected, 'MISSING', '-', '-', '-', '-', '-', '-', '-']);
         continue;
       }
       const l2 = r.l2;
@@ -73,6 +84,7 @@ export function renderL2Table(report: Pick<LabReport, 'profiles' | 'runs'>): str
         k,
         expected,
         outcome(r),
+        doctorCell(r, !!l2?.ready),
         l2 ? (l2.registered ? `${l2.secondsToRegistered} s` : 'no') : '-',
         l2 ? (l2.ready ? `${l2.secondsToReady} s` : 'no') : '-',
         l2 && l2.checks.length ? `${l2.checks.filter((c) => c.ok).length}/${l2.checks.length}` : '-',

@@ -26,6 +26,8 @@ export const KUBELET_KINDS: readonly KubeletKind[] = Object.freeze(['stock', 'pa
 export interface LabOptions {
   /** paths of the two kubelet binaries (linux/amd64): the tree built without and with the series */
   kubelets: { stock: string; patched: string };
+  /** kubelet-lxc-doctor (linux/amd64), run in every container before its kubelet */
+  doctor: string;
   /** guest image cache (e.g. ~/.cache/kubelet-lxc/lab) */
   cacheDir: string;
   /** gets lab-report.json, lab-report.txt, console.log and runs/<id>/ (every run's logs) */
@@ -60,6 +62,22 @@ export interface LabOptions {
 }
 
 /** The outcome of one kubelet under one profile. */
+/** kubelet-lxc-doctor's prediction in one run's container (null fields: it gave none). */
+export interface DoctorPrediction {
+  /** the doctor did not run properly (its output was not a report) */
+  problem: string | null;
+  stockStarts: boolean | null;
+  patchedStarts: boolean | null;
+  /** the upstream error texts it says the stock kubelet's log shows */
+  stockErrors: string[];
+  /** its first check the stock kubelet fails (a site letter, swap, kmsg, ...) */
+  firstCheck: string | null;
+  /** every check it says the stock kubelet fails */
+  checks: string[];
+  /** stockErrors this run's kubelet log lacks */
+  stockErrorsMissing: string[];
+}
+
 export interface LabRun {
   id: string;
   profile: string;
@@ -100,6 +118,8 @@ export interface LabRun {
   emptied: string[];
   /** log directory under outDir */
   logDir: string;
+  /** kubelet-lxc-doctor's prediction, made in this container before the kubelet started (null: no doctor.json) */
+  doctor?: DoctorPrediction | null;
   /** L2: what the host saw of the node (registration, checks, conformance) */
   l2?: L2RunResult;
   /** the facts of cAdvisor's "Machine:" line in the kubelet log (null: never logged) */

@@ -76,6 +76,7 @@ export function labVerdict(report: VerdictInput): LabVerdict {
         if (missing.length) problems.push(`profile ${p.id}: the patched kubelet fails, but its log lacks ${missing.map((t) => JSON.stringify(t)).join(', ')}: ${patched.firstError ?? 'no error line'}`);
       }
     }
+    if (patchedUsable) problems.push(...doctorProblems(p.id, patched));
     const stock = find(p, 'stock');
     if (!usable(stock, `profile ${p.id}, stock kubelet`, problems)) continue;
     if (patchedUsable && p.expectPatchedFailure?.sameErrorAsStock && klogMessage(stock.firstError) !== klogMessage(patched.firstError)) {
@@ -100,8 +101,38 @@ export function labVerdict(report: VerdictInput): LabVerdict {
     } else if (!stock.passed) {
       problems.push(`profile ${p.id}: the stock kubelet was expected to pass (${p.reason}) but fails: ${whyFailed(stock)}`);
     }
+    problems.push(...doctorProblems(p.id, stock));
   }
   return { ok: problems.length === 0, problems };
+}
+
+/** Whether the run's kubelet started: L1 passed its checks, L2 got its node Ready. */
+export function kubeletStarted(r: LabRun): boolean {
+  return r.l2 ? r.l2.ready : r.passed;
+}
+
+/**
+ * kubelet-lxc-doctor ran in the run's container before the kubelet: its prediction for this
+ * kubelet must be what the kubelet then did, and for a stock kubelet that fails, its log must
+ * show the upstream error texts the doctor named.
+ */
+export function doctorProblems(profile: string, r: LabRun): string[] {
+  const label = `profile ${profile}, ${r.kubelet} kubelet`;
+  const d = r.doctor;
+  if (!d) return [`${label}: the doctor did not run before the kubelet (no doctor.json)`];
+  if (d.problem) return [`${label}: the doctor failed: ${d.problem}`];
+  const predicted = r.kubelet === 'stock' ? d.stockStarts : d.patchedStarts;
+  const started = kubeletStarted(r);
+  const said = (b: boolean | null) => (b ? 'starts' : 'fails');
+  const out: string[] = [];
+  if (predicted !== started) {
+    out.push(
+      `${label}: the doctor predicted that it ${said(predicted)}${d.firstCheck && r.kubelet === 'stock' ? ` (at ${d.firstCheck}: ${d.stockErrors.join(', ')})` : ''}, but it ${started ? 'started' : `failed: ${whyFailed(r)}`}`,
+    );
+  } else if (r.kubelet === 'stock' && !started && d.stockErrorsMissing.length) {
+    out.push(`${label}: fails as the doctor predicted, but its log lacks the error text the doctor named: ${d.stockErrorsMissing.map((t) => JSON.stringify(t)).join(', ')}`);
+  }
+  return out;
 }
 
 /** The node's .status.nodeInfo fields both kubelets must report alike. */

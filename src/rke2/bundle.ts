@@ -25,12 +25,17 @@ import {
 /** The installer shipped in every bundle (POSIX sh); kept as a file so `sh -n`/shellcheck read it as is. */
 export const INSTALL_SCRIPT_PATH = fileURLToPath(new URL('./install.sh', import.meta.url));
 
+/** The doctor in the bundle (the build stage's kubelet-lxc-doctor). */
+export const DOCTOR_FILE = 'kubelet-lxc-doctor';
+
 /** Files inside the bundle's top folder, besides SHA256SUMS, each listed in SHA256SUMS. */
-export const BUNDLE_FILES = ['INSTALL', 'README.md', 'install.sh', 'kubelet', KUBELET_DROPIN_NAME] as const;
+export const BUNDLE_FILES = ['INSTALL', 'README.md', 'install.sh', 'kubelet', DOCTOR_FILE, KUBELET_DROPIN_NAME] as const;
 
 export interface BundleOptions {
   /** Path of the patched kubelet for this platform. */
   kubelet: string;
+  /** Path of kubelet-lxc-doctor, built from the same tree, for this platform. */
+  doctor: string;
   platform: Platform;
   /** The stamped kubelet version (manifest stamp.version), e.g. v1.36.4+rke2r1. */
   version: string;
@@ -72,6 +77,11 @@ still comes from the RKE2 release.
 - \`kubelet\`: the patched kubelet; \`kubelet --version\` prints \`Kubernetes ${o.version}\`.
 - \`${KUBELET_DROPIN_NAME}\`: the drop-in: \`kubelet-path\` plus the kubelet and kube-proxy flags an
   LXC node needs, each with its reason (some are commented out: read them).
+- \`${DOCTOR_FILE}\`: run it on the node first (\`./${DOCTOR_FILE}\`, or \`--json\`): a static
+  program built from the same tree that runs the kubelet's own start-path code and says whether
+  the stock kubelet starts here, what this kubelet does instead, and the fix for each blocker.
+  \`--kubelet-config FILE\` reads failSwapOn, protectKernelDefaults and featureGates from a kubelet
+  configuration file; without it the kubelet's defaults are assumed.
 - \`install.sh\`: the installer (POSIX sh; dash and busybox work; \`kubelet-lxc install\` runs it too).
 - \`INSTALL\`: where things go (read by the installers). \`SHA256SUMS\`: digests of all of these.
 
@@ -130,6 +140,7 @@ whole runtime image, so it must be replaced with every RKE2 upgrade.
 export async function buildKubeletPathBundle(opts: BundleOptions): Promise<PackagedFile[]> {
   const { platform, version, rke2Version, outDir, mtime } = opts;
   await assertElfArch(opts.kubelet, platform);
+  await assertElfArch(opts.doctor, platform);
   const base = bundleBaseName(version, platform);
   const bundle = path.join(outDir, bundleFileName(version, platform));
   const dropIn = renderKubeletPathDropIn({ version, rke2Version, kubeletPath: installedKubeletPath(version) });
@@ -148,13 +159,14 @@ export async function buildKubeletPathBundle(opts: BundleOptions): Promise<Packa
       'README.md': path.join(work, 'README.md'),
       'install.sh': INSTALL_SCRIPT_PATH,
       kubelet: opts.kubelet,
+      [DOCTOR_FILE]: opts.doctor,
       [KUBELET_DROPIN_NAME]: path.join(work, KUBELET_DROPIN_NAME),
     };
     const sums: string[] = [];
     for (const name of [...BUNDLE_FILES].sort()) sums.push(`${await fileHash(sources[name])}  ${name}`);
     await writeFile(path.join(work, 'SHA256SUMS'), `${sums.join('\n')}\n`);
 
-    const executable = new Set(['kubelet', 'install.sh']);
+    const executable = new Set(['kubelet', 'install.sh', DOCTOR_FILE]);
     const entries: TarEntry[] = [
       ...BUNDLE_FILES.map((name) => ({ name: `${base}/${name}`, source: sources[name], mode: executable.has(name) ? 0o755 : 0o644 })),
       { name: `${base}/SHA256SUMS`, source: path.join(work, 'SHA256SUMS'), mode: 0o644 },

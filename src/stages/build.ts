@@ -2,7 +2,7 @@
 // variant, stamped like an upstream build, written atomically at a stable path.
 import path from 'node:path';
 import os from 'node:os';
-import { chown, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { chown, copyFile, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { exists, fileHash, hashFiles, readJson } from '../lib/fsutil.js';
 import { run } from '../lib/exec.js';
 import { parseVersion } from '../lib/version.js';
@@ -41,7 +41,32 @@ export function ldflags(stamp: VersionStamp): string {
 
 export const GO_BUILD_TAGS = 'selinux,notest';
 
+/** The doctor's binary name, in the build output, the bundle and (with -linux-<arch>) the release. */
+export const DOCTOR_NAME = 'kubelet-lxc-doctor';
+/** Where the doctor's main package goes in the tree (by -overlay only). */
+export const DOCTOR_PACKAGE = 'cmd/kubelet-lxc-doctor';
+
+/**
+ * The doctor's Go files of a series (patches/<minor>/doctor/, paths as in the Kubernetes tree):
+ * its main package, and small files that export the kubelet's unexported start-path functions
+ * to it. They reach the compiler through `go build -overlay` only, so the patched tree and the
+ * kubelet built from it never contain them.
+ */
+export async function doctorFiles(patchesDir: string): Promise<string[]> {
+  const root = path.join(patchesDir, 'doctor');
+  if (!(await exists(path.join(root, DOCTOR_PACKAGE)))) {
+    throw new StageError(`the series ${patchesDir} has no doctor (${path.join(root, DOCTOR_PACKAGE)}): every series ships one, built from its own tree`, 'build');
+  }
+  const entries = await readdir(root, { recursive: true, withFileTypes: true });
+  return entries
+    .filter((e) => e.isFile() && e.name.endsWith('.go'))
+    .map((e) => path.relative(root, path.join(e.parentPath, e.name)))
+    .sort();
+}
+
 interface Job {
+  /** kubelet, or the doctor (patched tree only, its Go files laid over the tree) */
+  program: 'kubelet' | 'doctor';
   variant: Variant;
   platform: Platform;
   tree: string;
@@ -64,7 +89,9 @@ function jobs(ctx: StageContext, prev: StageOutputs): Job[] {
         ? makeStamp(m.stamp.version, prev.patch!.commit, src.sourceDateEpoch)
         : makeStamp(m.kubernetes.version, src.upstreamCommit ?? src.treeCommit, src.sourceDateEpoch);
     for (const platform of platforms) {
-      list.push({ variant, platform, tree, stamp, out: path.join(ctx.paths.bin, variant, `linux-${archOf(platform)}`, 'kubelet') });
+      const dir = path.join(ctx.paths.bin, variant, `linux-${archOf(platform)}`);
+      list.push({ program: 'kubelet', variant, platform, tree, stamp, out: path.join(dir, 'kubelet') });
+      if (variant === 'patched') list.push({ program: 'doctor', variant, platform, tree, stamp, out: path.join(dir, DOCTOR_NAME) });
     }
   }
   return list;
@@ -86,7 +113,8 @@ export const buildStage: Stage<'build'> = {
       engine: ctx.opts.engine,
       target: ctx.manifest.data.target,
       tags: GO_BUILD_TAGS,
-      jobs: jobs(ctx, prev).map((j) => ({ v: j.variant, p: j.platform, tree: treeCommitOf(j, prev), stamp: j.stamp })),
+      jobs: jobs(ctx, prev).map((j) => ({ program: j.program, v: j.variant, p: j.platform, tree: treeCommitOf(j, prev), stamp: j.stamp })),
+      doctor: await doctorHash(ctx),
     };
   },
   async run(ctx, prev) {
@@ -96,19 +124,24 @@ export const buildStage: Stage<'build'> = {
     if (engine !== 'host') image = await ensureBuilderImage(engine, goVersion, ctx.opts.builderBase, ctx.log);
     else await hostGoroot(goVersion, ctx.log);
     const binaries: BuiltBinary[] = [];
+    const doctor = await doctorHash(ctx);
     for (const job of jobs(ctx, prev)) {
       if (!(await isClean(job.tree))) throw new StageError(`the ${job.variant} tree ${job.tree} has local changes; refusing to stamp a clean build from it`, 'build');
-      const key = { image: image.id, go: goVersion, tree: treeCommitOf(job, prev), stamp: job.stamp, tags: GO_BUILD_TAGS, target: ctx.manifest.data.target };
+      const key = {
+        image: image.id, go: goVersion, tree: treeCommitOf(job, prev), stamp: job.stamp, tags: GO_BUILD_TAGS,
+        ...(job.program === 'kubelet' ? { target: ctx.manifest.data.target } : { target: `./${DOCTOR_PACKAGE}`, doctor }),
+      };
       const keyFile = `${job.out}.inputs.json`;
       const recorded = await readJson<typeof key>(keyFile);
       if (!ctx.opts.force && (await exists(job.out)) && JSON.stringify(recorded) === JSON.stringify(key)) {
         ctx.log.info(`build: ${job.variant} ${job.platform} unchanged, reusing ${job.out}`);
       } else {
-        await compile(ctx, engine, image.ref, goVersion, job);
+        if (job.program === 'kubelet') await compile(ctx, engine, image.ref, goVersion, job);
+        else await compileDoctor(ctx, engine, image.ref, goVersion, job);
         await writeFile(keyFile, JSON.stringify(key));
       }
       const st = await stat(job.out);
-      binaries.push({ variant: job.variant, platform: job.platform, path: job.out, sha256: await fileHash(job.out), size: st.size, version: job.stamp.gitVersion });
+      binaries.push({ program: job.program, variant: job.variant, platform: job.platform, path: job.out, sha256: await fileHash(job.out), size: st.size, version: job.stamp.gitVersion });
     }
     return { engine, builderImage: image.ref, goVersion, binaries };
   },
@@ -117,6 +150,11 @@ export const buildStage: Stage<'build'> = {
     return true;
   },
 };
+
+async function doctorHash(ctx: StageContext): Promise<string> {
+  const root = path.join(ctx.manifest.patchesDir, 'doctor');
+  return hashFiles((await doctorFiles(ctx.manifest.patchesDir)).map((f) => path.join(root, f)), root);
+}
 
 function treeCommitOf(job: Job, prev: StageOutputs): string {
   return job.variant === 'patched' ? prev.patch!.commit : prev.source!.treeCommit;
@@ -138,6 +176,67 @@ async function compile(ctx: StageContext, engine: EngineName, image: string, goV
   });
 }
 
+/**
+ * The doctor: its files are copied into the private output folder with an overlay file that lays
+ * them over the (read-only) tree, then `go build -overlay` compiles it like the kubelet: static,
+ * stamped, the same tags.
+ */
+async function compileDoctor(ctx: StageContext, engine: EngineName, image: string, goVersion: string, job: Job): Promise<void> {
+  const arch = archOf(job.platform);
+  const root = path.join(ctx.manifest.patchesDir, 'doctor');
+  const files = await doctorFiles(ctx.manifest.patchesDir);
+  const overlay = `${OUT}/doctor-src/overlay.json`;
+  const prepare: GoInBuilderJob['prepare'] = async ({ hostOut, out, src }) => {
+    const replace: Record<string, string> = {};
+    for (const f of files) {
+      await mkdir(path.dirname(path.join(hostOut, 'doctor-src', f)), { recursive: true });
+      await copyFile(path.join(root, f), path.join(hostOut, 'doctor-src', f));
+      replace[path.posix.join(src, f)] = path.posix.join(out, 'doctor-src', f);
+    }
+    await writeFile(path.join(hostOut, 'doctor-src', 'overlay.json'), JSON.stringify({ Replace: replace }));
+    if ((process.getuid?.() ?? 0) === 0) await chownTree(path.join(hostOut, 'doctor-src'), BUILDER_UID);
+  };
+  const common = { engine, image, goVersion, tree: job.tree, prepare };
+  // its own tests first, on the build machine's arch: compiled in the builder (the package exists
+  // only through the overlay, so go test could not run it in its folder), run here
+  if (arch === hostGoArch()) {
+    const testBinary = path.join(path.dirname(job.out), `.${DOCTOR_NAME}.test`);
+    await goInBuilder(ctx, {
+      ...common,
+      goArgs: ['test', '-c', '-vet=off', '-trimpath', '-overlay', overlay, '-tags', GO_BUILD_TAGS, '-o', `${OUT}/${DOCTOR_NAME}.test`, `./${DOCTOR_PACKAGE}`],
+      env: { CGO_ENABLED: '0' },
+      label: `compiling kubelet-lxc-doctor's tests (./${DOCTOR_PACKAGE})`,
+      name: `doctor-test-${arch}`,
+      outputs: { [`${DOCTOR_NAME}.test`]: testBinary },
+    });
+    try {
+      const res = await run(testBinary, ['-test.count=1', '-test.v'], { reject: false, signal: ctx.signal, onLine: (l) => ctx.log.detail(l) });
+      if (res.exitCode !== 0) throw new StageError(`kubelet-lxc-doctor's tests failed (${path.join(ctx.manifest.patchesDir, 'doctor', DOCTOR_PACKAGE)}):\n${res.all.split('\n').filter((l) => /^(--- FAIL|\s+\S+_test\.go:\d+:|FAIL)/.test(l)).join('\n')}`, 'build');
+      ctx.log.info(`build: kubelet-lxc-doctor's tests passed (${(res.stdout.match(/^--- PASS/gm) ?? []).length})`);
+    } finally {
+      await rm(testBinary, { force: true });
+    }
+  }
+  await goInBuilder(ctx, {
+    ...common,
+    goArgs: ['build', '-v', '-trimpath', '-buildvcs=false', '-overlay', overlay, '-tags', GO_BUILD_TAGS, '-ldflags', ldflags(job.stamp), '-o', `${OUT}/${DOCTOR_NAME}`, `./${DOCTOR_PACKAGE}`],
+    env: { GOOS: 'linux', GOARCH: arch, CGO_ENABLED: '0' },
+    label: `compiling kubelet-lxc-doctor for ${job.platform} (${job.stamp.gitVersion}, go${goVersion}, ${engine})`,
+    name: `doctor-${arch}`,
+    outputs: { [DOCTOR_NAME]: job.out },
+  });
+}
+
+/** This machine's GOARCH (the builder container runs it). */
+function hostGoArch(): string {
+  return ({ x64: 'amd64', arm64: 'arm64' } as Record<string, string>)[os.arch()] ?? os.arch();
+}
+
+async function chownTree(dir: string, uid: number): Promise<void> {
+  await chown(dir, uid, uid);
+  for (const e of await readdir(dir, { recursive: true, withFileTypes: true })) await chown(path.join(e.parentPath, e.name), uid, uid);
+}
+
 /** Where a build in the builder writes its outputs (a private folder renamed into place afterwards). */
 export const OUT = '/out';
 
@@ -156,6 +255,10 @@ export interface GoInBuilderJob {
   name: string;
   /** file name under OUT -> final path (written by rename: never half a binary) */
   outputs: Record<string, string>;
+  /** where the private output folder goes when there are no outputs (go test) */
+  outDir?: string;
+  /** Writes inputs into the private output folder first: hostOut is it on this machine, out and src where go sees it and the tree. */
+  prepare?: (dirs: { hostOut: string; out: string; src: string }) => Promise<void>;
 }
 
 /**
@@ -165,7 +268,7 @@ export interface GoInBuilderJob {
  */
 export async function goInBuilder(ctx: StageContext, job: GoInBuilderJob): Promise<void> {
   const targets = Object.values(job.outputs);
-  const outDir = path.dirname(targets[0]!);
+  const outDir = job.outDir ?? path.dirname(targets[0]!);
   for (const t of targets) await mkdir(path.dirname(t), { recursive: true });
   const tmpDir = path.join(outDir, `.build-${process.pid}-${Date.now()}`);
   await mkdir(tmpDir, { recursive: true });
@@ -181,6 +284,7 @@ export async function goInBuilder(ctx: StageContext, job: GoInBuilderJob): Promi
   const abort = () => void run(job.engine, ['rm', '-f', name], { reject: false, signal: null });
   ctx.signal.addEventListener('abort', abort, { once: true });
   try {
+    await job.prepare?.(job.engine === 'host' ? { hostOut: tmpDir, out: tmpDir, src: job.tree } : { hostOut: tmpDir, out: OUT, src: '/src' });
     if (job.engine === 'host') {
       const args = job.goArgs.map((a) => (a === OUT || a.startsWith(`${OUT}/`) ? tmpDir + a.slice(OUT.length) : a));
       await run('go', args, { cwd: job.tree, env: hostGoEnv(job.goVersion, job.env), signal: ctx.signal, onLine });
@@ -195,7 +299,7 @@ export async function goInBuilder(ctx: StageContext, job: GoInBuilderJob): Promi
       if ((process.getuid?.() ?? 1) === 0) await chown(built, 0, 0);
       await rename(built, target);
     }
-    step.succeed(`built ${targets.join(', ')}`);
+    step.succeed(targets.length ? `built ${targets.join(', ')}` : `${job.label}: ok`);
   } catch (err) {
     step.fail();
     if (err instanceof Error && /no space left on device/i.test(err.message)) {

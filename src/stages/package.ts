@@ -2,7 +2,7 @@
 // RKE2 kubelet-path bundle and runtime image, and an artifact list saying what each file is;
 // then the checksum files, derived from the lists (package/artifacts.ts).
 import path from 'node:path';
-import { readFile } from 'node:fs/promises';
+import { chmod, copyFile, readFile } from 'node:fs/promises';
 import { buildDirAtomic, exists, fileHash, writeFileAtomic } from '../lib/fsutil.js';
 import { derivedChecksums, readArtifactLists, writeArtifactList, writeChecksums } from './package/artifacts.js';
 import { writeDeterministicTar } from '../lib/tarball.js';
@@ -46,7 +46,7 @@ export const packageStage: Stage<'package'> = {
   async inputs(ctx, prev) {
     const base = ctx.opts.packaging.baseImageArchive;
     return {
-      binaries: prev.build?.binaries.filter((b) => b.variant === 'patched').map((b) => ({ p: b.platform, sha256: b.sha256 })),
+      binaries: prev.build?.binaries.filter((b) => b.variant === 'patched').map((b) => ({ program: b.program, p: b.platform, sha256: b.sha256 })),
       mtime: prev.source?.sourceDateEpoch,
       version: ctx.manifest.data.stamp.version,
       rke2: ctx.manifest.data.rke2,
@@ -66,7 +66,7 @@ export const packageStage: Stage<'package'> = {
   },
   async run(ctx, prev) {
     const mtime = new Date(prev.source!.sourceDateEpoch * 1000);
-    const patched = prev.build!.binaries.filter((b) => b.variant === 'patched');
+    const patched = prev.build!.binaries.filter((b) => b.variant === 'patched' && b.program === 'kubelet');
     const dist = ctx.paths.dist;
     const m = ctx.manifest.data;
     // dist/ is rebuilt whole, so it never mixes files of two runs.
@@ -77,7 +77,13 @@ export const packageStage: Stage<'package'> = {
         await writeDeterministicTar(tarball, [{ name: 'kubelet', source: b.path, mode: 0o755 }], { mtime, gzip: true });
         const sbom = path.join(dir, `kubelet-linux-${arch}.spdx.json`);
         await writeSbom(ctx, prev, b, sbom, mtime);
-        const bundle = await buildKubeletPathBundle({ kubelet: b.path, platform: b.platform, version: m.stamp.version, rke2Version: m.rke2.version, outDir: dir, mtime });
+        const doctor = prev.build!.binaries.find((d) => d.program === 'doctor' && d.platform === b.platform);
+        if (!doctor) throw new StageError(`the build has no kubelet-lxc-doctor for ${b.platform}: rerun the build stage`, 'package');
+        // the doctor on its own too: operators run it before they download a bundle
+        const doctorAsset = path.join(dir, `kubelet-lxc-doctor-linux-${arch}`);
+        await copyFile(doctor.path, doctorAsset);
+        await chmod(doctorAsset, 0o755);
+        const bundle = await buildKubeletPathBundle({ kubelet: b.path, doctor: doctor.path, platform: b.platform, version: m.stamp.version, rke2Version: m.rke2.version, outDir: dir, mtime });
         const image = await buildRuntimeImage({
           kubeletByPlatform: { [b.platform]: b.path },
           platform: b.platform,
@@ -89,7 +95,7 @@ export const packageStage: Stage<'package'> = {
           log: ctx.log,
         });
         // what the builders say each file is (a stand-in runtime image says so)
-        const files = [await packagedFile(tarball, 'kubelet-tarball', b.platform), await packagedFile(sbom, 'sbom', b.platform), ...bundle, ...image];
+        const files = [await packagedFile(tarball, 'kubelet-tarball', b.platform), await packagedFile(sbom, 'sbom', b.platform), await packagedFile(doctorAsset, 'doctor', b.platform), ...bundle, ...image];
         await writeArtifactList(dir, { schema: 1, platform: b.platform, artifacts: files.map(({ path: _path, ...a }) => a) });
       }
       await writeChecksums(dir);

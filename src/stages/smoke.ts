@@ -26,7 +26,7 @@ export function expectedBuildSettings(arch: string): string[] {
 
 export async function binaryChecks(b: BuiltBinary): Promise<SmokeCheck[]> {
   const arch = archOf(b.platform);
-  const label = `${b.variant} ${b.platform}`;
+  const label = `${b.program === 'doctor' ? 'kubelet-lxc-doctor' : b.variant} ${b.platform}`;
   const checks: SmokeCheck[] = [];
   const elf = await readElf(b.path);
   checks.push({ level: 'L0', name: `${label}: ELF arch`, ok: elf.arch === arch, detail: `ELF machine ${elf.arch}, wanted ${arch}` });
@@ -44,7 +44,7 @@ export async function binaryChecks(b: BuiltBinary): Promise<SmokeCheck[]> {
   }
   if (cmd) {
     const v = await run(cmd[0]!, cmd.slice(1), { reject: false, timeoutMs: 120_000 });
-    const want = `Kubernetes ${b.version}`;
+    const want = b.program === 'doctor' ? `kubelet-lxc-doctor ${b.version}` : `Kubernetes ${b.version}`;
     checks.push({ level: 'L0', name: `${label}: --version${cmd.length > 2 ? ` (${cmd[0]})` : ''}`, ok: v.stdout.trim() === want, detail: `printed "${v.stdout.trim()}", wanted "${want}"` });
   }
   return checks;
@@ -120,10 +120,11 @@ export interface LabRequest {
 /** The lab (L1 or L2) on the stock and patched amd64 kubelets; L2 builds what it needs besides them first. */
 export async function runLabFor(ctx: StageContext, prev: StageOutputs, req: LabRequest): Promise<{ checks: SmokeCheck[]; files: string[] }> {
   const binaries = prev.build!.binaries;
-  const pick = (v: string) => binaries.find((b) => b.variant === v && b.platform === 'linux/amd64');
+  const pick = (v: string, program = 'kubelet') => binaries.find((b) => b.program === program && b.variant === v && b.platform === 'linux/amd64');
   const stock = pick('stock');
   const patched = pick('patched');
-  if (!stock || !patched) throw new StageError('the lab needs the stock and the patched linux/amd64 kubelets: build with --lab and --platform linux/amd64', 'smoke');
+  const doctor = pick('patched', 'doctor');
+  if (!stock || !patched || !doctor) throw new StageError('the lab needs the stock and the patched linux/amd64 kubelets and the doctor: build with --lab and --platform linux/amd64', 'smoke');
   const outDir = path.join(ctx.paths.reports, req.level === 'L1' ? 'lab' : 'lab-l2');
   let l2: LabL2Inputs | undefined;
   if (req.level === 'L2') {
@@ -148,6 +149,7 @@ export async function runLabFor(ctx: StageContext, prev: StageOutputs, req: LabR
   }
   const report = await runLab({
     kubelets: { stock: stock.path, patched: patched.path },
+    doctor: doctor.path,
     cacheDir: labCacheDir(),
     outDir,
     profiles: req.profiles ?? (req.level === 'L2' ? [...L2_DEFAULT_PROFILES] : undefined),

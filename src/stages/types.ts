@@ -107,6 +107,8 @@ export interface PatchOutput {
 }
 
 export interface BuiltBinary {
+  /** the kubelet, or kubelet-lxc-doctor (patched only) */
+  program: 'kubelet' | 'doctor';
   variant: Variant;
   platform: Platform;
   path: string;
