@@ -4,7 +4,7 @@
 import path from 'node:path';
 import { access, constants, stat } from 'node:fs/promises';
 import { Command, CommanderError, Option } from 'commander';
-import { PLATFORMS, PROJECT_ROOT, listManifests, resolveManifest, type LoadedManifest, type Platform } from './manifest.js';
+import { PLATFORMS, PROJECT_ROOT, hostArch, listManifests, resolveManifest, type LoadedManifest, type Platform } from './manifest.js';
 import { createLogger, type Logger } from './lib/progress.js';
 import { runPipeline, selectStages } from './runner.js';
 import { STAGE_NAMES, StageError, distDir, workPaths, type PipelineOptions, type SourceKind, type StageContext, type StageName } from './stages/types.js';
@@ -15,7 +15,7 @@ import { cancelCommandsOn, CommandError, redactUrls, run } from './lib/exec.js';
 import { pinRelease } from './pin.js';
 import { acquireLock, LockBusyError, type HeldLock } from './lib/lock.js';
 import { selectProfiles, loadProfiles } from './lab/profiles.js';
-import { hostArch, runLabFor } from './stages/smoke.js';
+import { runLabFor } from './stages/smoke.js';
 import { DOCTOR_NAME } from './stages/build.js';
 import { runPublish, formatReport, PublishError } from './publish/index.js';
 import { installBundle, InstallError, RUNTIME_IMAGE_REPO, type InstallReport } from './rke2/index.js';

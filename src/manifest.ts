@@ -1,6 +1,7 @@
 // The release manifest: the one description of a release that every stage reads.
 // Paths inside a manifest are relative to the manifest file.
 import { readFileSync, readdirSync, existsSync } from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { schemaProblems, z } from './lib/schema.js';
 import { compareVersionsDesc, isVersionTag, parseVersion } from './lib/version.js';
@@ -172,4 +173,9 @@ export function minorOf(version: string): string {
 
 export function archOf(platform: Platform): string {
   return platform.split('/')[1]!;
+}
+
+/** This machine's architecture in Go's words (amd64, arm64). */
+export function hostArch(): string {
+  return ({ x64: 'amd64', arm64: 'arm64' } as Record<string, string>)[os.arch()] ?? os.arch();
 }

@@ -1,6 +1,7 @@
 // The readable form of a lab report (lab-report.txt).
 import { NEEDS_KVM } from './l2/conformance.js';
 import type { LabReport, LabRun } from './types.js';
+import { kubeletStarted } from './verdict.js';
 
 const yes = (b: boolean): string => (b ? 'yes' : 'no');
 
@@ -22,14 +23,14 @@ function pad(cells: string[][]): string {
     .join('\n');
 }
 
-/** The doctor's prediction for this run's kubelet: "fails at A" / "starts", and "!" where the kubelet did otherwise. */
-export function doctorCell(r: LabRun, started: boolean): string {
+/** The doctor's prediction for this run's kubelet: "starts" / "fails (A,B)", with "WRONG:" where the kubelet did otherwise. */
+export function doctorCell(r: LabRun): string {
   const d = r.doctor;
   if (!d) return 'no report';
   if (d.problem) return 'ERROR';
   const predicted = r.kubelet === 'stock' ? d.stockStarts : d.patchedStarts;
   const text = predicted ? 'starts' : r.kubelet === 'stock' ? `fails (${d.checks.join(',')})` : 'fails';
-  return predicted === started ? text : `WRONG: ${text}`;
+  return predicted === kubeletStarted(r) ? text : `WRONG: ${text}`;
 }
 
 function outcome(r: LabRun): string {
@@ -54,7 +55,7 @@ export function renderTable(report: Pick<LabReport, 'profiles' | 'runs'>): strin
         k,
         expected,
         outcome(r),
-        doctorCell(r, r.passed),
+        doctorCell(r),
         yes(r.containerManagerStarted),
         r.healthz ? 'ok' : r.healthzEverOk ? 'lost' : 'no',
         yes(r.podRunning),
@@ -84,7 +85,7 @@ export function renderL2Table(report: Pick<LabReport, 'profiles' | 'runs'>): str
         k,
         expected,
         outcome(r),
-        doctorCell(r, !!l2?.ready),
+        doctorCell(r),
         l2 ? (l2.registered ? `${l2.secondsToRegistered} s` : 'no') : '-',
         l2 ? (l2.ready ? `${l2.secondsToReady} s` : 'no') : '-',
         l2 && l2.checks.length ? `${l2.checks.filter((c) => c.ok).length}/${l2.checks.length}` : '-',

@@ -61,7 +61,6 @@ export interface LabOptions {
   l2?: LabL2Inputs;
 }
 
-/** The outcome of one kubelet under one profile. */
 /** kubelet-lxc-doctor's prediction in one run's container (null fields: it gave none). */
 export interface DoctorPrediction {
   /** the doctor did not run properly (its output was not a report) */
@@ -78,6 +77,7 @@ export interface DoctorPrediction {
   stockErrorsMissing: string[];
 }
 
+/** The outcome of one kubelet under one profile. */
 export interface LabRun {
   id: string;
   profile: string;

@@ -8,7 +8,7 @@ import { run } from '../lib/exec.js';
 import { parseVersion } from '../lib/version.js';
 import { isClean } from '../lib/git.js';
 import { BUILDER_UID, builderContextFiles, builderRunArgs, ensureBuilderImage, hostGoEnv, hostGoroot, resolveEngine, verifyGoRelease } from '../lib/engine.js';
-import { PROJECT_ROOT, archOf, type Platform } from '../manifest.js';
+import { PROJECT_ROOT, archOf, hostArch, type Platform } from '../manifest.js';
 import { StageError, type BuiltBinary, type EngineName, type Stage, type StageContext, type StageOutputs, type Variant } from './types.js';
 
 export interface VersionStamp {
@@ -199,7 +199,7 @@ async function compileDoctor(ctx: StageContext, engine: EngineName, image: strin
   const common = { engine, image, goVersion, tree: job.tree, prepare };
   // its own tests first, on the build machine's arch: compiled in the builder (the package exists
   // only through the overlay, so go test could not run it in its folder), run here
-  if (arch === hostGoArch()) {
+  if (arch === hostArch()) {
     const testBinary = path.join(path.dirname(job.out), `.${DOCTOR_NAME}.test`);
     await goInBuilder(ctx, {
       ...common,
@@ -225,11 +225,6 @@ async function compileDoctor(ctx: StageContext, engine: EngineName, image: strin
     name: `doctor-${arch}`,
     outputs: { [DOCTOR_NAME]: job.out },
   });
-}
-
-/** This machine's GOARCH (the builder container runs it). */
-function hostGoArch(): string {
-  return ({ x64: 'amd64', arm64: 'arm64' } as Record<string, string>)[os.arch()] ?? os.arch();
 }
 
 async function chownTree(dir: string, uid: number): Promise<void> {

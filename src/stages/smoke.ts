@@ -5,7 +5,7 @@ import path from 'node:path';
 import { readElf } from '../lib/elf.js';
 import { hasCommand, run } from '../lib/exec.js';
 import { writeFileAtomic } from '../lib/fsutil.js';
-import { PROJECT_ROOT, archOf } from '../manifest.js';
+import { PROJECT_ROOT, archOf, hostArch } from '../manifest.js';
 import { GO_BUILD_TAGS } from './build.js';
 import { formatMatrix, runPatchTests } from './smoke/patchtests.js';
 import { CONFORMANCE_JUNIT, CONFORMANCE_TABLE, labVerdict, runLab, type LabL2Inputs, type LabLevel } from '../lab/index.js';
@@ -14,10 +14,6 @@ import { loadConformanceList, testsOfTier, type ConformanceTier } from '../lab/l
 import { imageRefsFrom, type L2ImageRefs } from '../lab/l2/images.js';
 import { imageId, resolveEngine } from '../lib/engine.js';
 import { StageError, type BuildOutput, type BuiltBinary, type SmokeCheck, type Stage, type StageContext, type StageOutputs } from './types.js';
-
-export function hostArch(): string {
-  return ({ x64: 'amd64', arm64: 'arm64' } as Record<string, string>)[os.arch()] ?? os.arch();
-}
 
 /** Build settings `go version -m` must show for a release kubelet. */
 export function expectedBuildSettings(arch: string): string[] {
