@@ -242,7 +242,7 @@ async function pipelineRun(ctx: StageContext, flags: CommonFlags, from: StageNam
   print(flags.json, summary, () =>
     [
       `source: ${summary.source ? `${summary.source.kind} (${summary.source.origin}); ${summary.source.verification.join('; ')}` : '-'}`,
-      ...(summary.binaries ?? []).map((b) => `kubelet ${b.variant} ${b.platform}: ${b.path} (${b.version}, sha256 ${b.sha256.slice(0, 16)}…)`),
+      ...(summary.binaries ?? []).map((b) => `${b.program === 'doctor' ? 'kubelet-lxc-doctor' : `kubelet ${b.variant}`} ${b.platform}: ${b.path} (${b.version}, sha256 ${b.sha256.slice(0, 16)}…)`),
       ...(summary.dist ?? []).map((f) => `dist: ${f.path}`),
       `stages: ${result.stages.map((s) => `${s.stage}=${s.status}`).join(' ')}`,
     ].join('\n'),
@@ -395,7 +395,8 @@ program
     const res = await run(binary, args, { reject: false, timeoutMs: 300_000 });
     if (res.exitCode !== 0 && res.exitCode !== 1) throw new StageError(`kubelet-lxc-doctor (${binary}) could not run (exit ${res.exitCode}): ${res.stderr.trim() || res.stdout.trim()}`, 'cli');
     process.stderr.write(res.stderr);
-    process.stdout.write(res.stdout);
+    // the exec seam strips the last newline; the doctor's output ends with one
+    process.stdout.write(res.stdout ? `${res.stdout}\n` : '');
     process.exitCode = res.exitCode;
   });
 
