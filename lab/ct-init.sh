@@ -130,8 +130,14 @@ shows >"$O/shows-after.txt"
 [ "$applied" = 1 ] || finish profile-not-applied
 ev profile-applied
 
-# 4. containerd with the locally built images.
+# 4. containerd with the locally built images. In a user namespace (an unprivileged container)
+# with what RKE2's containerd config template adds there (k3s: IsRunningInUserNS): runc may not
+# lower a container's oom_score_adj, and the container cannot load AppArmor profiles.
 mkdir -p /run/containerd /etc/kubernetes/manifests /var/log/pods
+if [ "$(awk '{print $1, $2}' /proc/self/uid_map)" != "0 0" ]; then
+  sed -i '/^\[plugins."io.containerd.grpc.v1.cri"\]$/a\  disable_apparmor = true\n  restrict_oom_score_adj = true' "$R/$CONTAINERD_CONFIG"
+  res containerd_userns 1
+fi
 containerd --config "$R/$CONTAINERD_CONFIG" >"$O/containerd.log" 2>&1 &
 i=0
 until ctr version >/dev/null 2>&1; do

@@ -115,12 +115,29 @@ EOF
     ctl="lxc.mount.entry = $S/l2/$id lab-ctl none bind,create=dir 0 0"
     mkdir -p "$VAR/rancher"
   fi
+  # An unprivileged container (profiles/<profile>.idmap: "<base> <size>", its own config): the
+  # guest's root is seen through an id-mapped mount (root-owned files owned by the container's
+  # root, <base>), and everything the container writes to belongs to <base> too.
+  template=$S/lab/lxc.conf.in
+  lower=/run/lab/lower
+  if [ -f "$S/profiles/$profile.idmap" ]; then
+    read -r idbase idsize <"$S/profiles/$profile.idmap"
+    template=$S/profiles/$profile.conf.in
+    lower=/run/lab/lower-$idbase
+    if ! mountpoint -q "$lower"; then
+      mkdir -p "$lower"
+      mount --bind -o "ro,X-mount.idmap=b:0:$idbase:$idsize" /run/lab/lower "$lower" || echo "end_reason=idmap-failed" >>"$RUN/out/result.env"
+    fi
+    chown "$idbase:$idbase" "$CT/upper"
+    chown -R "$idbase:$idbase" "$RUN" "$VAR"
+    [ "$level" != L2 ] || chown -R "$idbase:$idbase" "$S/l2/$id"
+  fi
   t0=$(date +%s.%3N)
   echo "$t0 container-start" >"$RUN/out/guest-events"
-  if mount -t overlay lab-ct -o "lowerdir=/run/lab/lower,upperdir=$CT/upper,workdir=$CT/work" "$CT/rootfs"; then
+  if mount -t overlay lab-ct -o "lowerdir=$lower,upperdir=$CT/upper,workdir=$CT/work" "$CT/rootfs"; then
     mkdir -p /var/lib/lxc/lab
     sed -e "s|@NAME@|lab|g" -e "s|@ROOTFS@|$CT/rootfs|g" -e "s|@RUNDIR@|$RUN|g" -e "s|@VARDIR@|$VAR|g" \
-      "$S/lab/lxc.conf.in" >/var/lib/lxc/lab/config
+      "$template" >/var/lib/lxc/lab/config
     # the profile's own container setup (sys:mixed, pinned CPUs, a cgroup hook), after the rest
     [ ! -f "$S/profiles/$profile.lxc" ] || cat "$S/profiles/$profile.lxc" >>/var/lib/lxc/lab/config
     if [ -n "$ctl" ]; then

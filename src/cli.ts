@@ -23,7 +23,7 @@ import { KVM_ENV, KVM_MODES, kvmModeFrom, LAB_LEVELS, LabSetupError, type LabLev
 import { CONFORMANCE_TIERS, type ConformanceTier } from './lab/l2/conformance.js';
 import { addArtifacts, ArtifactListError, readArtifactLists, writeChecksums } from './stages/package/artifacts.js';
 import { exists } from './lib/fsutil.js';
-import { PRIVILEGED_LXC_SETTINGS, renderProxmoxConfig, UNPRIVILEGED_NOTE } from './rke2/lxc-settings.js';
+import { CONTAINER_KINDS, type ContainerKind, lxcSettings, PROXMOX_OPTIONS, renderProxmoxConfig } from './rke2/lxc-settings.js';
 
 /** The platform the LXC lab runs its kubelets on (its qemu guest is x86_64). */
 const LAB_PLATFORM: Platform = 'linux/amd64';
@@ -402,10 +402,13 @@ program
 
 program
   .command('proxmox-config')
-  .description('the lines a privileged Proxmox container needs in /etc/pve/lxc/<id>.conf to run a kubelet, each with its reason (the lab runs its containers with the same)')
+  .description('the lines a Proxmox container needs in /etc/pve/lxc/<id>.conf to run a kubelet, privileged and unprivileged, each with its reason (the lab runs its containers with the same)')
+  .addOption(new Option('--kind <kind>', 'only this kind of container').choices([...CONTAINER_KINDS]))
   .option('--json', 'the settings as JSON', false)
-  .action((f: { json: boolean }) => {
-    print(f.json, { privileged: PRIVILEGED_LXC_SETTINGS, unprivileged: null, note: UNPRIVILEGED_NOTE }, () => `${renderProxmoxConfig()}#\n# ${UNPRIVILEGED_NOTE}`);
+  .action((f: { kind?: ContainerKind; json: boolean }) => {
+    const kinds = f.kind ? [f.kind] : CONTAINER_KINDS;
+    const data = Object.fromEntries(kinds.map((k) => [k, { proxmox: PROXMOX_OPTIONS[k], lxc: lxcSettings(k), kubeletFeatureGates: k === 'unprivileged' ? { KubeletInUserNamespace: true } : {} }]));
+    print(f.json, data, () => kinds.map((k) => renderProxmoxConfig(k)).join('\n').trimEnd());
   });
 
 // The package stage's artifact lists, for the release workflow: files made after it (the lab's

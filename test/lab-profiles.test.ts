@@ -12,8 +12,8 @@ describe('lab profiles (lab/profiles.json)', () => {
     return p;
   };
 
-  it('has lxc-default, one profile per fatal site A, B, C, H, I, the garbage tunable, all, and a container set up without cpuset, in that order', () => {
-    expect(LAB_PROFILE_IDS).toEqual(['lxc-default', 'A', 'B', 'C', 'H', 'H-garbage', 'I', 'all', 'no-cpuset']);
+  it('has lxc-default, one profile per fatal site A, B, C, H, I, the garbage tunable, all, a container set up without cpuset, and the unprivileged pair, in that order', () => {
+    expect(LAB_PROFILE_IDS).toEqual(['lxc-default', 'A', 'B', 'C', 'H', 'H-garbage', 'I', 'all', 'no-cpuset', 'unprivileged', 'unprivileged-userns']);
   });
 
   it('no-cpuset plants nothing: its container is set up by a start-host hook the guest finds in lab/hooks/', async () => {
@@ -22,6 +22,25 @@ describe('lab profiles (lab/profiles.json)', () => {
     expect(p.emptied).toEqual([]);
     expect(p.lxc).toEqual(['lxc.hook.start-host = /mnt/lab/lab/hooks/no-cpuset.sh']);
     await access(path.join(PROJECT_ROOT, 'lab', 'hooks', 'no-cpuset.sh'), constants.X_OK);
+  });
+
+  it('the unprivileged pair plants nothing: without the feature gate both kubelets must die at /dev/kmsg, with it both must run', () => {
+    const bare = byId('unprivileged');
+    const gated = byId('unprivileged-userns');
+    for (const p of [bare, gated]) {
+      expect(p.unprivileged).toBe(true);
+      expect(p.actions).toEqual([]);
+      expect(p.lxc).toEqual([]);
+    }
+    expect(bare.kubeletConfig).toEqual({});
+    expect(bare.expect.stock.fails).toBe(true);
+    expect(bare.expect.patched).toMatchObject({ fails: true, sameErrorAsStock: true, errors: ['/dev/kmsg'] });
+    expect(gated.kubeletConfig).toEqual({ featureGates: { KubeletInUserNamespace: true } });
+    expect(gated.expect.stock.fails).toBe(false);
+    expect(gated.expect.patched).toBeUndefined();
+    expect(compileProfile(gated)).toContain(`kubelet-config\t${Buffer.from('featureGates:\n  KubeletInUserNamespace: true\n').toString('base64')}`);
+    // a privileged profile stays privileged
+    expect(byId('lxc-default').unprivileged).toBe(false);
   });
 
   it('H-garbage: a garbage (not empty) tunable under protectKernelDefaults, where the patched kubelet must fail as stock does', () => {
@@ -157,5 +176,10 @@ describe('lab profiles (lab/profiles.json)', () => {
     expect(() => parseProfiles(minimal({ container: { lxc: ['lxc.hook.pre-start = /bin/sh -c "reboot"'] } }))).toThrow(/LXC line/);
     expect(() => parseProfiles(minimal({ container: { lxc: ['mount.auto = sys:ro'] } }))).toThrow(/LXC line/);
     expect(() => parseProfiles(minimal({ container: { lxc: [] } }))).toThrow();
+    expect(() => parseProfiles(minimal({ container: {} }))).toThrow(/lxc lines or unprivileged/);
+    expect(parseProfiles(minimal({ container: { unprivileged: true } }))[0]!.unprivileged).toBe(true);
+    // feature gates: names and booleans only
+    expect(() => parseProfiles(minimal({ kubeletConfig: { featureGates: { 'Gate: x': true } } }))).toThrow();
+    expect(() => parseProfiles(minimal({ kubeletConfig: { featureGates: { Gate: 'yes' } } }))).toThrow();
   });
 });

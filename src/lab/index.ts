@@ -19,7 +19,7 @@ import { driveL2Run, L2_BUDGETS, type L2RunResult } from './l2/driver.js';
 import { writeL2Images } from './l2/images.js';
 import { APISERVER_PORT, makeRunPki, NODE_IP, NODE_NAME, SERVICE_CIDR } from './l2/pki.js';
 import { NEEDS_KVM, type ConformanceTest } from './l2/conformance.js';
-import { OPERATOR_SETTINGS_PLACEHOLDER, renderLxcConfig } from '../rke2/lxc-settings.js';
+import { type ContainerKind, OPERATOR_SETTINGS_PLACEHOLDER, renderLxcConfig, UNPRIVILEGED_ID_MAP } from '../rke2/lxc-settings.js';
 
 export { labVerdict, type LabVerdict } from './verdict.js';
 export { LAB_PROFILE_IDS, loadProfiles, parseProfiles, compileProfile, type LabProfile } from './profiles.js';
@@ -212,11 +212,11 @@ class StepClock {
  * when !report.verdict.ok). Rejects with LabAbortError on opts.signal (after qemu is gone),
  * with LabSetupError when kubelets or host tools are missing.
  */
-/** lab/lxc.conf.in with the settings operators are told to use (kubelet-lxc proxmox-config) in place. */
-export async function labContainerConfig(): Promise<string> {
+/** lab/lxc.conf.in with the settings operators are told to use (kubelet-lxc proxmox-config) for this kind of container in place. */
+export async function labContainerConfig(kind: ContainerKind = 'privileged'): Promise<string> {
   const template = await readFile(labFile('lxc.conf.in'), 'utf8');
   if (template.split(OPERATOR_SETTINGS_PLACEHOLDER).length !== 2) throw new LabSetupError(`lab/lxc.conf.in must hold ${OPERATOR_SETTINGS_PLACEHOLDER} once, where the operator settings go`);
-  return template.replace(`${OPERATOR_SETTINGS_PLACEHOLDER}\n`, renderLxcConfig());
+  return template.replace(`${OPERATOR_SETTINGS_PLACEHOLDER}\n`, renderLxcConfig(kind));
 }
 
 /**
@@ -298,6 +298,11 @@ async function prepareShare(o: {
   for (const p of profiles) {
     await writeFile(join(share, 'profiles', `${p.id}.txt`), compileProfile(p));
     if (p.lxc.length) await writeFile(join(share, 'profiles', `${p.id}.lxc`), `# profile ${p.id}: the container's own setup\n${p.lxc.join('\n')}\n`);
+    if (p.unprivileged) {
+      // guest-main.sh takes this config instead of lab/lxc.conf.in, and the id map for the root file system
+      await writeFile(join(share, 'profiles', `${p.id}.conf.in`), await labContainerConfig('unprivileged'));
+      await writeFile(join(share, 'profiles', `${p.id}.idmap`), `${UNPRIVILEGED_ID_MAP.base} ${UNPRIVILEGED_ID_MAP.size}\n`);
+    }
   }
   await rm(runsOut, { recursive: true, force: true });
   await mkdir(runsOut, { recursive: true });

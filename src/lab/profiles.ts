@@ -45,15 +45,22 @@ export const profileSchema = z.object({
   actions: z.array(actionSchema),
   emptied: z.array(pathLike),
   /** lines added to the kubelet's configuration for this profile (e.g. protectKernelDefaults: true) */
-  kubeletConfig: z.record(z.string().regex(/^[a-zA-Z]+$/), z.union([z.boolean(), z.number(), z.string().regex(/^[A-Za-z0-9_.-]*$/)])).optional(),
+  kubeletConfig: z
+    .record(z.string().regex(/^[a-zA-Z]+$/), z.union([z.boolean(), z.number(), z.string().regex(/^[A-Za-z0-9_.-]*$/), z.record(z.string().regex(/^[A-Za-z0-9]+$/), z.boolean())]))
+    .optional(),
   /** no fault: stock and patched must report identical node facts (the series changes nothing on a normal host) */
   neutral: z.boolean().optional(),
   /**
    * How the container itself is set up, not a file planted in it: LXC lines added to its
    * configuration after the operator settings (so they win), e.g. a sys:mixed mount, pinned
    * CPUs, or a start-host hook from lab/hooks/ (found in the guest under /mnt/lab/lab/hooks/).
+   * unprivileged: the container of Proxmox's unprivileged: 1 (an id map 0 -> 100000) with the
+   * unprivileged operator settings instead of the privileged ones.
    */
-  container: z.object({ lxc: z.array(lxcLine).min(1) }).optional(),
+  container: z
+    .object({ lxc: z.array(lxcLine).optional(), unprivileged: z.boolean().optional() })
+    .refine((c) => (c.lxc?.length ?? 0) > 0 || c.unprivileged !== undefined, 'container needs lxc lines or unprivileged')
+    .optional(),
   expect: expectSchema,
 });
 export type ProfileDef = z.infer<typeof profileSchema>;
@@ -70,8 +77,10 @@ export interface LabProfile {
   sites: string[];
   actions: ProfileAction[];
   emptied: string[];
-  kubeletConfig: Record<string, boolean | number | string>;
+  kubeletConfig: Record<string, boolean | number | string | Record<string, boolean>>;
   neutral: boolean;
+  /** an unprivileged container (Proxmox unprivileged: 1) */
+  unprivileged: boolean;
   /** LXC lines added to the container's configuration (the profile's own; not included) */
   lxc: string[];
   expect: ProfileDef['expect'];
@@ -104,7 +113,7 @@ export function parseProfiles(data: unknown): LabProfile[] {
   };
   return parsed.profiles.map((p) => {
     const r = resolve(p, []);
-    return { id: p.id, description: p.description, sites: p.sites, actions: r.actions, emptied: r.emptied, kubeletConfig: p.kubeletConfig ?? {}, neutral: p.neutral ?? false, lxc: p.container?.lxc ?? [], expect: p.expect };
+    return { id: p.id, description: p.description, sites: p.sites, actions: r.actions, emptied: r.emptied, kubeletConfig: p.kubeletConfig ?? {}, neutral: p.neutral ?? false, lxc: p.container?.lxc ?? [], unprivileged: p.container?.unprivileged ?? false, expect: p.expect };
   });
 }
 
@@ -143,6 +152,9 @@ export function compileProfile(p: LabProfile): string {
   }
   for (const g of p.emptied) lines.push(`emptied\t${g}`);
   const cfg = Object.entries(p.kubeletConfig);
-  if (cfg.length) lines.push(`kubelet-config\t${b64(cfg.map(([k, v]) => `${k}: ${typeof v === 'string' ? JSON.stringify(v) : String(v)}\n`).join(''))}`);
+  const yaml = (v: boolean | number | string) => (typeof v === 'string' ? JSON.stringify(v) : String(v));
+  const entry = ([k, v]: [string, LabProfile['kubeletConfig'][string]]) =>
+    typeof v === 'object' ? `${k}:\n${Object.entries(v).map(([g, on]) => `  ${g}: ${yaml(on)}\n`).join('')}` : `${k}: ${yaml(v)}\n`;
+  if (cfg.length) lines.push(`kubelet-config\t${b64(cfg.map(entry).join(''))}`);
   return lines.join('\n') + '\n';
 }

@@ -110,15 +110,17 @@ Undo the last install (restores the previous files byte for byte, removes what i
 
 ## The container
 
-A privileged container (\`unprivileged: 0\`) needs these lines in \`/etc/pve/lxc/<id>.conf\` on the
-Proxmox host (the container restarted after), each below its reason; the project's lab runs its
-containers with exactly these. Unprivileged containers are not covered yet.
+A container needs these lines in \`/etc/pve/lxc/<id>.conf\` on the Proxmox host (the container
+restarted after), each below its reason; the project's lab runs its containers with exactly
+these. First a privileged container (\`unprivileged: 0\`):
 
-${renderProxmoxConfig()
-  .trimEnd()
-  .split('\n')
-  .map((l) => `    ${l}`)
-  .join('\n')}
+${indent(renderProxmoxConfig('privileged'))}
+
+Then an unprivileged one (\`unprivileged: 1\`, Proxmox's default). The kubelet there also needs the
+feature gate KubeletInUserNamespace: uncomment its line in the drop-in (\`kubelet-lxc-doctor\`
+tells which case a node is).
+
+${indent(renderProxmoxConfig('unprivileged'))}
 
 ## Upgrades
 
@@ -187,4 +189,13 @@ export async function buildKubeletPathBundle(opts: BundleOptions): Promise<Packa
     await packagedFile(sumFile, 'checksum', platform),
     await packagedFile(snippet, 'rke2-config-kubelet-path'),
   ];
+}
+
+/** Indents a text block by four spaces (a Markdown code block). */
+function indent(text: string): string {
+  return text
+    .trimEnd()
+    .split('\n')
+    .map((l) => `    ${l}`)
+    .join('\n');
 }

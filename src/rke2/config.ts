@@ -2,7 +2,7 @@
 // plus the flags an LXC node needs, each with the reason. These are the neighbouring blockers
 // that existing flags already handle, so they are recommended here, not patched.
 import { DROPIN_INSTALL_PATH, RUNTIME_IMAGE_DROPIN_PATH, resolvesNowhere } from './names.js';
-import { PRIVILEGED_LXC_SETTINGS } from './lxc-settings.js';
+import { lxcSettings, PROXMOX_OPTIONS } from './lxc-settings.js';
 
 export interface LxcArg {
   /** `key=value` as RKE2 passes it to the component. */
@@ -35,9 +35,10 @@ export const LXC_KUBELET_ARGS: LxcArg[] = [
   {
     arg: 'feature-gates+=KubeletInUserNamespace=true',
     why: [
-      'Only in an unprivileged container (a user namespace): tolerate the sysctl writes and the',
-      '/dev/kmsg access such a container is denied. Alpha gate, off by default before Kubernetes',
-      '1.37, and inert outside a user namespace. Not needed in the privileged setup below.',
+      'Only in an unprivileged container (a user namespace, Proxmox unprivileged: 1): tolerate the',
+      'sysctl writes and the /dev/kmsg access such a container is denied; without it the kubelet',
+      'exits at "open /dev/kmsg" (the lab runs both cases). Alpha gate, off by default before',
+      'Kubernetes 1.37, and inert outside a user namespace. Not needed in a privileged container.',
       '"+=" adds the gate to the --feature-gates RKE2 sets itself instead of replacing them.',
     ],
     active: false,
@@ -72,9 +73,11 @@ function lxcBlock(): string[] {
     '',
     ...argBlock('kube-proxy-arg+', LXC_KUBE_PROXY_ARGS),
     '',
-    '# Not flags: a privileged container itself needs (Proxmox: /etc/pve/lxc/<id>.conf;',
-    '# kubelet-lxc proxmox-config prints them with their reasons):',
-    ...PRIVILEGED_LXC_SETTINGS.map((s) => `#   ${s.key}:${s.value ? ` ${s.value}` : ''}`),
+    '# Not flags: what the container itself needs (Proxmox: /etc/pve/lxc/<id>.conf;',
+    '# kubelet-lxc proxmox-config prints them with their reasons). A privileged container:',
+    ...[...PROXMOX_OPTIONS.privileged, ...lxcSettings('privileged')].map((s) => `#   ${s.key}:${s.value ? ` ${s.value}` : ''}`),
+    '# An unprivileged container (with the feature gate above uncommented):',
+    ...[...PROXMOX_OPTIONS.unprivileged, ...lxcSettings('unprivileged')].map((s) => `#   ${s.key}:${s.value ? ` ${s.value}` : ''}`),
   ];
 }
 
