@@ -61,6 +61,10 @@ shows() {
     /proc/sys/kernel/threads-max
   printf '/sys/devices/system/edac/mc\t%s\n' "$(ls /sys/devices/system/edac/mc 2>&1 | tr '\n' ' ')"
   printf 'mounts\t%s\n' "$(grep -cE 'lxcfs' /proc/self/mountinfo) lxcfs mounts"
+  # lxcfs's CPU views beside the sysfs ones
+  printf 'cpuinfo-processors\t%s\n' "$(grep -c ^processor /proc/cpuinfo)"
+  printf 'proc-stat-cpus\t%s\n' "$(grep ^cpu /proc/stat | cut -d' ' -f1 | tr '\n' ' ')"
+  printf 'nproc\t%s\n' "$(nproc)"
 }
 shows >"$O/shows-before.txt"
 
