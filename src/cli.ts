@@ -13,9 +13,12 @@ import { EngineError, ensureBuilderImage, resolveEngine } from './lib/engine.js'
 import { ManifestError } from './manifest.js';
 import { cancelCommandsOn, CommandError, redactUrls, run } from './lib/exec.js';
 import { pinRelease } from './pin.js';
+import { formatRebase, rebaseSeries } from './rebase.js';
+import { applyUpstreamWatch, formatPlan, planUpstreamWatch } from './upstream-watch.js';
 import { acquireLock, LockBusyError, type HeldLock } from './lib/lock.js';
 import { selectProfiles, loadProfiles } from './lab/profiles.js';
 import { runLabFor } from './stages/smoke.js';
+import { runSeriesMatrix } from './stages/smoke/matrix.js';
 import { DOCTOR_NAME } from './stages/build.js';
 import { runPublish, formatReport, PublishError } from './publish/index.js';
 import { installBundle, InstallError, RUNTIME_IMAGE_REPO, type InstallReport } from './rke2/index.js';
@@ -155,8 +158,8 @@ function parsePositiveInt(v: string, name: string): number {
   return n;
 }
 
-async function makeContext(flags: CommonFlags, log: Logger): Promise<StageContext> {
-  const manifest = resolveManifest(flags.release);
+async function makeContext(flags: CommonFlags, log: Logger, given?: LoadedManifest): Promise<StageContext> {
+  const manifest = given ?? resolveManifest(flags.release);
   const workdir = path.resolve(flags.workdir);
   const platforms = parsePlatforms(flags.platform, manifest);
   const cacheDir = path.resolve(flags.cacheDir ?? process.env.KUBELET_LXC_CACHE ?? path.join(workdir, 'cache'));
@@ -270,6 +273,102 @@ const stageCommands: [string, StageName, string][] = [
 for (const [cmd, stage, desc] of stageCommands) {
   addCommonOptions(program.command(cmd).description(desc), false).action((flags: CommonFlags) => pipelineCommand(flags, stage, stage));
 }
+
+addCommonOptions(
+  program.command('matrix').description("the series' proof without a kubelet build: the release's tree, its series applied, and the stock-vs-patched site matrix (exit 1 when the matrix fails)"),
+  false,
+).action(async (flags: CommonFlags) => {
+  const log = createLogger({ json: flags.json });
+  const ctx = await makeContext(flags, log);
+  if (ctx.opts.dryRun) {
+    const plan = await runPipeline(ctx, 'source', 'patch');
+    print(flags.json, { release: ctx.manifest.id, stages: plan.stages, then: 'the stock-vs-patched matrix and the doctor tests in the builder container' }, () => `release ${ctx.manifest.id}: ${plan.stages.map((s) => `${s.stage}=${s.status}`).join(' ')}, then the matrix and the doctor's tests (dry run: nothing ran)`);
+    return;
+  }
+  const lock = await lockWorkdir(ctx);
+  try {
+    const res = await runSeriesMatrix(ctx);
+    print(flags.json, res, () => [`release ${res.release}: ${res.patch.applied.length} patches applied; matrix ${res.matrix.ok ? 'ok' : 'FAILED'}`, ...res.matrix.problems.map((p) => `problem: ${p}`), ...res.reports.map((r) => `report: ${r}`)].join('\n'));
+    if (!res.matrix.ok) process.exitCode = 1;
+  } finally {
+    await lock?.release();
+  }
+});
+
+addCommonOptions(
+  program
+    .command('rebase <release> <new-version>')
+    .description("carry a release's patch series to another Kubernetes release: pin it, replay the series with git am -3 (each patch: applied, 3-way, already upstream or conflict with file and hunk), write the series and manifest when nothing conflicts, then run the matrix (exit 1 on a conflict or a failed matrix)"),
+  false,
+)
+  .option('--rke2 <release>', 'the RKE2 release shipping the new version (default <new-version>+rke2r1)')
+  .option('--kine <version>', "the kine version (default: the one that RKE2 release runs, else the old release's)")
+  .option('--releases-dir <dir>', 'where release manifests are read and written', path.join(PROJECT_ROOT, 'releases'))
+  .option('--replace', "replace an existing manifest of the new version, or another minor's series folder", false)
+  .option('--no-matrix', 'do not run the stock-vs-patched matrix on the written series')
+  .action(async (release: string, version: string, flags: CommonFlags & { rke2?: string; kine?: string; releasesDir: string; replace: boolean; matrix: boolean }) => {
+    const log = createLogger({ json: flags.json });
+    const from = resolveManifest(release, path.resolve(flags.releasesDir));
+    // the new release's context: the same work directory, engine and source choice as the old one's
+    const first = await makeContext(flags, log, from);
+    const lock = await lockWorkdir(first);
+    try {
+      const report = await rebaseSeries({
+        from,
+        version,
+        releasesDir: flags.releasesDir,
+        kine: flags.kine,
+        rke2: flags.rke2,
+        goproxy: flags.goproxy,
+        gitUrl: flags.sourceUrl,
+        replace: flags.replace,
+        matrix: flags.matrix,
+        contextFor: (m) => (m === from ? Promise.resolve(first) : makeContext(flags, log, m)),
+        log,
+      });
+      print(flags.json, report, () => `${formatRebase(report)}\nreport: ${report.reportFile}`);
+      if (!report.ok) process.exitCode = 1;
+    } finally {
+      await lock?.release();
+    }
+  });
+
+addCommonOptions(
+  program
+    .command('upstream-watch')
+    .description('for every supported minor, the newest patch release the Go module proxy serves completely; with --apply, rebase each onto it and write the pull request and issue bodies the scheduled workflow posts'),
+  false,
+)
+  .option('--releases-dir <dir>', 'where release manifests are read and written', path.join(PROJECT_ROOT, 'releases'))
+  .option('--apply', 'rebase each minor onto its next release (pin, replay, matrix) and write the bodies', false)
+  .option('--no-matrix', 'with --apply: do not run the matrix on the written series')
+  .option('--out <dir>', 'where --apply writes watch.json, pull-request.md and issue-<minor>.md (default <workdir>/upstream-watch)')
+  .action(async (flags: CommonFlags & { releasesDir: string; apply: boolean; matrix: boolean; out?: string }) => {
+    const log = createLogger({ json: flags.json });
+    const releasesDir = path.resolve(flags.releasesDir);
+    const plan = await planUpstreamWatch({ releasesDir, goproxy: flags.goproxy, log });
+    if (!flags.apply) {
+      print(flags.json, plan, () => formatPlan(plan));
+      return;
+    }
+    const outDir = path.resolve(flags.out ?? path.join(flags.workdir, 'upstream-watch'));
+    const outcome = await applyUpstreamWatch(plan, {
+      releasesDir,
+      outDir,
+      rebase: async (from, version) => {
+        const first = await makeContext(flags, log, from);
+        const lock = await lockWorkdir(first);
+        try {
+          return await rebaseSeries({ from, version, releasesDir, goproxy: flags.goproxy, gitUrl: flags.sourceUrl, matrix: flags.matrix, contextFor: (m) => (m === from ? Promise.resolve(first) : makeContext(flags, log, m)), log });
+        } finally {
+          await lock?.release();
+        }
+      },
+    });
+    print(flags.json, outcome, () =>
+      [formatPlan(plan), ...outcome.rebases.map((r) => `${r.minor}: ${r.from} -> ${r.to}: ${r.ok ? 'written, matrix ok' : r.written ? 'matrix FAILED (not kept)' : 'conflict'} (${r.report})`), outcome.pullRequest ? `pull request: ${outcome.pullRequest.bodyFile}` : 'pull request: none', ...outcome.issues.map((i) => `issue: ${i.title} (${i.bodyFile})`)].join('\n'),
+    );
+  });
 
 program
   .command('releases')

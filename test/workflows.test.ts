@@ -46,7 +46,7 @@ describe('workflows', () => {
   it('pass actionlint', async () => {
     const r = await lint();
     expect(r.exitCode, r.all).toBe(0);
-    expect(r.all).toContain('2 workflow file(s) clean: .github/workflows/ci.yml .github/workflows/release.yml');
+    expect(r.all).toContain('3 workflow file(s) clean: .github/workflows/ci.yml .github/workflows/release.yml .github/workflows/upstream-watch.yml');
     expect(r.all).toMatch(/actionlint v1\.7\.12 (with shellcheck [\d.]+|without shellcheck)/);
   });
 
@@ -98,6 +98,22 @@ describe('workflows', () => {
     const cache = wf.jobs.build!.steps.find((s) => s.uses?.startsWith('actions/cache'))!;
     expect(String(cache.with?.path)).toContain('~/go/pkg/mod');
     expect(String(cache.with?.path)).toContain('~/.cache/go-build');
+  });
+
+  it('upstream-watch.yml: daily and by hand; its logic is the CLI command; a pull request for what it wrote, an issue per conflict', async () => {
+    const wf = await load('upstream-watch.yml');
+    expect(Object.keys(wf.on as object).sort()).toEqual(['schedule', 'workflow_dispatch']);
+    expect(wf.permissions).toEqual({});
+    const job = wf.jobs.watch!;
+    expect(job.permissions).toEqual({ contents: 'write', 'pull-requests': 'write', issues: 'write' });
+    const watch = job.steps.find((s) => s.id === 'watch')!;
+    expect(watch.run).toMatch(/node bin\/kubelet-lxc\.js upstream-watch --apply --out "\$WATCH_OUT" --json > watch\.json/);
+    const pr = job.steps.find((s) => s.uses?.startsWith('peter-evans/create-pull-request@'))!;
+    expect(pr.if).toBe("steps.watch.outputs.pr == 'true'");
+    expect(pr.with?.['add-paths']).toMatch(/patches\/\*\*\nreleases\/\*\*/);
+    const issues = job.steps.find((s) => s.uses?.startsWith('actions/github-script@'))!;
+    expect(issues.if).toBe("steps.watch.outputs.issues != '0'");
+    expect(String(issues.with?.script)).toMatch(/issues\.create/);
   });
 
   it('ci.yml runs .ci/run with read-only permissions', async () => {
@@ -183,7 +199,7 @@ describe('workflows', () => {
 // scripts/ci-setup.sh before, and every program the product runs must come from it (or be part
 // of every Debian system), so no CI can lack a tool the pipeline calls.
 const SETUP = 'scripts/ci-setup.sh';
-const PIPELINE_RUN = /bin\/kubelet-lxc\.js\s+(build|source|patch|compile|package|smoke|lab)\b|npm run (build-kubelet|test:real|test:conformance|test:all-releases)\b|npm test\b|\.ci\/run\b/;
+const PIPELINE_RUN = /bin\/kubelet-lxc\.js\s+(build|source|patch|compile|package|smoke|lab|matrix|rebase|upstream-watch)\b|npm run (build-kubelet|test:real|test:conformance|test:all-releases)\b|npm test\b|\.ci\/run\b/;
 
 /** "<workflow> job <name> step <n>" for each step that runs the pipeline with no setup step before it. */
 function stepsWithoutSetup(name: string, wf: Workflow): string[] {
@@ -202,7 +218,7 @@ function stepsWithoutSetup(name: string, wf: Workflow): string[] {
 
 describe('one setup for every CI', () => {
   it('every workflow job runs scripts/ci-setup.sh before any pipeline stage or test suite, and .ci/run does too', async () => {
-    for (const name of ['ci.yml', 'release.yml']) expect(stepsWithoutSetup(name, await load(name))).toEqual([]);
+    for (const name of ['ci.yml', 'release.yml', 'upstream-watch.yml']) expect(stepsWithoutSetup(name, await load(name))).toEqual([]);
     const ciRun = await readFile(path.join(PROJECT_ROOT, '.ci', 'run'), 'utf8');
     const setupAt = ciRun.indexOf(`bash ${SETUP}`);
     expect(setupAt).toBeGreaterThan(0);

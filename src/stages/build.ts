@@ -181,8 +181,8 @@ async function compile(ctx: StageContext, engine: EngineName, image: string, goV
  * them over the (read-only) tree, then `go build -overlay` compiles it like the kubelet: static,
  * stamped, the same tags.
  */
-async function compileDoctor(ctx: StageContext, engine: EngineName, image: string, goVersion: string, job: Job): Promise<void> {
-  const arch = archOf(job.platform);
+/** The -overlay that lays the series' doctor files over a tree (built by the caller's prepare step). */
+async function doctorOverlay(ctx: StageContext): Promise<{ overlay: string; prepare: GoInBuilderJob['prepare'] }> {
   const root = path.join(ctx.manifest.patchesDir, 'doctor');
   const files = await doctorFiles(ctx.manifest.patchesDir);
   const overlay = `${OUT}/doctor-src/overlay.json`;
@@ -196,27 +196,46 @@ async function compileDoctor(ctx: StageContext, engine: EngineName, image: strin
     await writeFile(path.join(hostOut, 'doctor-src', 'overlay.json'), JSON.stringify({ Replace: replace }));
     if ((process.getuid?.() ?? 0) === 0) await chownTree(path.join(hostOut, 'doctor-src'), BUILDER_UID);
   };
-  const common = { engine, image, goVersion, tree: job.tree, prepare };
-  // its own tests first, on the build machine's arch: compiled in the builder (the package exists
-  // only through the overlay, so go test could not run it in its folder), run here
-  if (arch === hostArch()) {
-    const testBinary = path.join(path.dirname(job.out), `.${DOCTOR_NAME}.test`);
-    await goInBuilder(ctx, {
-      ...common,
-      goArgs: ['test', '-c', '-vet=off', '-trimpath', '-overlay', overlay, '-tags', GO_BUILD_TAGS, '-o', `${OUT}/${DOCTOR_NAME}.test`, `./${DOCTOR_PACKAGE}`],
-      env: { CGO_ENABLED: '0' },
-      label: `compiling kubelet-lxc-doctor's tests (./${DOCTOR_PACKAGE})`,
-      name: `doctor-test-${arch}`,
-      outputs: { [`${DOCTOR_NAME}.test`]: testBinary },
-    });
-    try {
-      const res = await run(testBinary, ['-test.count=1', '-test.v'], { reject: false, signal: ctx.signal, onLine: (l) => ctx.log.detail(l) });
-      if (res.exitCode !== 0) throw new StageError(`kubelet-lxc-doctor's tests failed (${path.join(ctx.manifest.patchesDir, 'doctor', DOCTOR_PACKAGE)}):\n${res.all.split('\n').filter((l) => /^(--- FAIL|\s+\S+_test\.go:\d+:|FAIL)/.test(l)).join('\n')}`, 'build');
-      ctx.log.info(`build: kubelet-lxc-doctor's tests passed (${(res.stdout.match(/^--- PASS/gm) ?? []).length})`);
-    } finally {
-      await rm(testBinary, { force: true });
-    }
+  return { overlay, prepare };
+}
+
+/**
+ * The doctor's own tests on this machine's arch: compiled in the builder against the patched
+ * tree (the package exists only through the overlay, so go test could not run it in its folder),
+ * run here. The build stage runs them before building it; the matrix runs them for every release.
+ */
+export async function testDoctor(ctx: StageContext, o: { engine: EngineName; image: string; goVersion: string; tree: string; scratch: string }): Promise<number> {
+  const { overlay, prepare } = await doctorOverlay(ctx);
+  const arch = hostArch();
+  const testBinary = path.join(o.scratch, `.${DOCTOR_NAME}.test`);
+  await goInBuilder(ctx, {
+    engine: o.engine,
+    image: o.image,
+    goVersion: o.goVersion,
+    tree: o.tree,
+    prepare,
+    goArgs: ['test', '-c', '-vet=off', '-trimpath', '-overlay', overlay, '-tags', GO_BUILD_TAGS, '-o', `${OUT}/${DOCTOR_NAME}.test`, `./${DOCTOR_PACKAGE}`],
+    env: { CGO_ENABLED: '0' },
+    label: `compiling kubelet-lxc-doctor's tests (./${DOCTOR_PACKAGE})`,
+    name: `doctor-test-${arch}`,
+    outputs: { [`${DOCTOR_NAME}.test`]: testBinary },
+  });
+  try {
+    const res = await run(testBinary, ['-test.count=1', '-test.v'], { reject: false, signal: ctx.signal, onLine: (l) => ctx.log.detail(l) });
+    if (res.exitCode !== 0) throw new StageError(`kubelet-lxc-doctor's tests failed (${path.join(ctx.manifest.patchesDir, 'doctor', DOCTOR_PACKAGE)}):\n${res.all.split('\n').filter((l) => /^(--- FAIL|\s+\S+_test\.go:\d+:|FAIL)/.test(l)).join('\n')}`, 'build');
+    const passed = (res.stdout.match(/^--- PASS/gm) ?? []).length;
+    ctx.log.info(`build: kubelet-lxc-doctor's tests passed (${passed})`);
+    return passed;
+  } finally {
+    await rm(testBinary, { force: true });
   }
+}
+
+async function compileDoctor(ctx: StageContext, engine: EngineName, image: string, goVersion: string, job: Job): Promise<void> {
+  const arch = archOf(job.platform);
+  const { overlay, prepare } = await doctorOverlay(ctx);
+  const common = { engine, image, goVersion, tree: job.tree, prepare };
+  if (arch === hostArch()) await testDoctor(ctx, { engine, image, goVersion, tree: job.tree, scratch: path.dirname(job.out) });
   await goInBuilder(ctx, {
     ...common,
     goArgs: ['build', '-v', '-trimpath', '-buildvcs=false', '-overlay', overlay, '-tags', GO_BUILD_TAGS, '-ldflags', ldflags(job.stamp), '-o', `${OUT}/${DOCTOR_NAME}`, `./${DOCTOR_PACKAGE}`],

@@ -23,7 +23,9 @@ async function zipModule(srcDir: string, modPath: string, version: string, proxy
   await execa('zip', ['-q', '-X', '-D', '-r', path.join(vdir, `${version}.zip`), `${modPath}@${version}`], { cwd: path.join(proxyDir, '.stage') });
   await writeFile(path.join(vdir, `${version}.mod`), await readFile(path.join(srcDir, 'go.mod')));
   await writeFile(path.join(vdir, `${version}.info`), JSON.stringify({ Version: version, Time: '2026-03-01T12:00:00Z' }));
-  await writeFile(path.join(vdir, 'list'), `${version}\n`);
+  // one proxy may serve several versions of a module (rebase and upstream-watch fixtures)
+  const listed = (await readFile(path.join(vdir, 'list'), 'utf8').catch(() => '')).split('\n').filter(Boolean);
+  await writeFile(path.join(vdir, 'list'), `${[...new Set([...listed, version])].join('\n')}\n`);
   await rm(path.join(proxyDir, '.stage'), { recursive: true, force: true });
 }
 
@@ -58,4 +60,15 @@ export async function tamperZip(proxyDir: string, modPath: string, version: stri
 export async function removeModCache(dir: string): Promise<void> {
   await execa('chmod', ['-R', 'u+w', dir], { reject: false });
   await rm(dir, { recursive: true, force: true });
+}
+
+/**
+ * One more release of the fixture in a proxy: the checkout reset to `base`, changed by `change`,
+ * served as k8s.io/kubernetes@version with its staging modules at v0.<minor>.<patch>.
+ */
+export async function serveFixtureRelease(checkout: string, proxyDir: string, base: string, version: string, change: (tree: string) => Promise<void>): Promise<void> {
+  await execa('git', ['checkout', '-q', '-f', base], { cwd: checkout });
+  await execa('git', ['clean', '-qfd'], { cwd: checkout });
+  await change(checkout);
+  await makeLocalProxy(checkout, proxyDir, version, version.replace(/^v1\./, 'v0.'));
 }
