@@ -5,7 +5,7 @@ import { defineConfig } from 'vitest/config';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts'],
-    exclude: ['test/**/*.real.test.ts', 'test/**/*.conformance.test.ts', 'node_modules/**'],
+    exclude: ['test/**/*.real.test.ts', 'test/**/*.conformance.test.ts', 'test/**/*.lab.test.ts', 'node_modules/**'],
     testTimeout: 15 * 60_000,
     hookTimeout: 15 * 60_000,
     fileParallelism: false,

@@ -5,9 +5,9 @@ import { describe, expect, it } from 'vitest';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { loadConformanceList, NEEDS_KVM, testsOfTier } from '../src/lab/l2/conformance.js';
+import { conformanceCodenames, conformanceKey, imageTagsOf, loadConformanceList, NEEDS_KVM, testsInTree, testsOfTier } from '../src/lab/l2/conformance.js';
 import { cpusetCount, E2E_SUITE_NAME, focusRegex, l2RunPassed, quantityBytes, type L2RunResult } from '../src/lab/l2/driver.js';
-import { imageRefsFrom } from '../src/lab/l2/images.js';
+import { imageRefsFrom, retagImageRefs } from '../src/lab/l2/images.js';
 import { parseJunit } from '../src/lib/junit.js';
 import { withL2 } from '../src/lab/results.js';
 import { labVerdict, renderReport } from '../src/lab/index.js';
@@ -57,6 +57,57 @@ describe('conformance list', () => {
       pause: 'registry.k8s.io/pause:3.10.2',
     });
     expect(() => imageRefsFrom(['registry.k8s.io/pause:3.10.2'])).toThrow('lab/conformance.json lists no busybox image');
+  });
+});
+
+describe('the list against another release', () => {
+  // conformance.yaml and manifest.go as Kubernetes 1.37 writes them (tags reordered, folded, new image tags)
+  const yaml137 = [
+    '- testname: Downward API, default limits',
+    "  codename: '[sig-node] Downward API should provide default limits.cpu/memory from",
+    "    node allocatable [Conformance] [NodeConformance]'",
+    '  description: Downward API MUST expose CPU request and Memory limits',
+    "- testname: it''s quoted",
+    "  codename: '[sig-node] Pods should get a host IP [Conformance] [NodeConformance]'",
+    "- testname: x",
+    "  codename: '[sig-apps] it''s a name with a quote [Conformance]'",
+  ].join('\n');
+  const manifest137 = [
+    '\tconfigs[AgnhostPrev] = Config{list.PromoterE2eRegistry, "agnhost", "2.55"}',
+    '\tconfigs[Agnhost] = Config{list.PromoterE2eRegistry, "agnhost", "2.66.1"}',
+    '\tconfigs[BusyBox] = Config{list.PromoterE2eRegistry, "busybox", "1.37.0-2"}',
+    '\tconfigs[Nonewprivs] = Config{list.PromoterE2eRegistry, "nonewprivs", "1.4"}',
+    '\tconfigs[Pause] = Config{list.GcRegistry, "pause", "3.10.2"}',
+  ].join('\n');
+
+  it('reads folded and quoted codenames and matches names whatever the order of their tags', () => {
+    const names = conformanceCodenames(yaml137);
+    expect(names).toEqual([
+      '[sig-node] Downward API should provide default limits.cpu/memory from node allocatable [Conformance] [NodeConformance]',
+      '[sig-node] Pods should get a host IP [Conformance] [NodeConformance]',
+      "[sig-apps] it's a name with a quote [Conformance]",
+    ]);
+    const list = loadConformanceList();
+    const wanted = testsOfTier(list, 'ci').filter((t) => /default limits\.cpu|get a host IP/.test(t.name));
+    expect(wanted).toHaveLength(2);
+    expect(testsInTree(wanted, names, 'v1.37.1').map((t) => t.name)).toEqual(names.slice(0, 2));
+    expect(conformanceKey('[a] x [B] [C]')).toBe(conformanceKey('[a] x [C] [B]'));
+    expect(conformanceKey('[a] x [B] [Serial] [C]')).not.toBe(conformanceKey('[a] x [C] [B]'));
+  });
+
+  it('names every test the tree does not have', () => {
+    const list = loadConformanceList();
+    expect(() => testsInTree(testsOfTier(list, 'ci'), conformanceCodenames(yaml137), 'v1.37.1')).toThrow(/8 conformance test\(s\) of lab\/conformance\.json are not in v1\.37\.1's .*Kubelet when scheduling a busybox command/);
+  });
+
+  it("takes the images' tags from the tree's manifest.go", () => {
+    const refs = imageRefsFrom(loadConformanceList().images.map((i) => i.name));
+    expect(retagImageRefs(refs, imageTagsOf(manifest137))).toEqual({
+      busybox: 'registry.k8s.io/e2e-test-images/busybox:1.37.0-2',
+      agnhost: 'registry.k8s.io/e2e-test-images/agnhost:2.66.1',
+      nonewprivs: 'registry.k8s.io/e2e-test-images/nonewprivs:1.4',
+      pause: 'registry.k8s.io/pause:3.10.2',
+    });
   });
 });
 

@@ -84,8 +84,11 @@ describe('release manifest', () => {
     const res = await runCli(['releases', '--json']);
     expect(res.exitCode).toBe(0);
     const list = JSON.parse(res.stdout);
-    expect(list[0].default).toBe(true);
-    expect(list[0].kubernetes.version).toMatch(/^v1\.36\.\d+$/);
+    // one release per supported minor, the newest first and the default
+    expect(list.map((m: { kubernetes: { version: string } }) => m.kubernetes.version.split('.').slice(0, 2).join('.'))).toEqual(['v1.37', 'v1.36', 'v1.35']);
+    expect(list.map((m: { default: boolean }) => m.default)).toEqual([true, false, false]);
+    expect(list[0].kubernetes.version).toMatch(/^v1\.37\.\d+$/);
+    expect(list.map((m: { patches: string }) => m.patches)).toEqual(['../patches/v1.37', '../patches/v1.36', '../patches/v1.35']);
   });
 
   it('a bad manifest file is a clear CLI error', async () => {

@@ -1,12 +1,13 @@
 // The stock-vs-patched verdict: parsing real `go test -json` output and judging the matrix,
 // and (pure, from synthetic `go test -json` lines) the same-as-stock comparison.
 import { describe, expect, it } from 'vitest';
-import { cp, mkdtemp, readFile, writeFile, mkdir, rm } from 'node:fs/promises';
+import { cp, mkdtemp, readFile, readdir, writeFile, mkdir, rm } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { execa } from 'execa';
 import { compareSame, judgeMatrix, parseGoTestJson, formatMatrix, readSiteTests, siteTestsDrift, stockRunPattern, type SiteTests } from '../src/stages/smoke/patchtests.js';
-import { PROJECT_ROOT } from '../src/manifest.js';
+import { PROJECT_ROOT, listManifests, minorOf } from '../src/manifest.js';
+import { exists } from '../src/lib/fsutil.js';
 
 /** A real Go module with a passing, a failing and a non-compiling package, run by the real go test. */
 async function goTestJson(files: Record<string, string>, args: string[]): Promise<string> {
@@ -91,6 +92,23 @@ describe('patch test matrix', () => {
     const r = judgeMatrix(spec, s, s);
     expect(r.ok).toBe(false);
     expect(r.problems.join('\n')).toContain('FAIL on patched');
+  });
+
+  it('every series: a manifest for it, its site-tests.json matching it, and a doctor', async () => {
+    const series = (await readdir(path.join(PROJECT_ROOT, 'patches'))).filter((d) => /^v\d+\.\d+$/.test(d)).sort();
+    expect(series).toEqual(['v1.35', 'v1.36', 'v1.37']);
+    const manifests = listManifests();
+    for (const minor of series) {
+      const dir = path.join(PROJECT_ROOT, 'patches', minor);
+      expect(manifests.filter((m) => m.patchesDir === dir).map((m) => minorOf(m.data.kubernetes.version)), `${minor}: a manifest of that minor uses it`).toContain(minor);
+      const st = await readSiteTests(dir);
+      expect(await siteTestsDrift(dir, st), minor).toEqual([]);
+      expect(new Set(st.siteTests.map((s) => s.site)), minor).toEqual(new Set(['A', 'B', 'C', 'D', 'F', 'G', 'H', 'I', 'J']));
+      expect(await exists(path.join(dir, 'doctor', 'cmd', 'kubelet-lxc-doctor', 'main.go')), `${minor}: doctor`).toBe(true);
+      // the series file names its release
+      const rel = manifests.find((m) => m.patchesDir === dir)!;
+      expect(await readFile(path.join(dir, 'series'), 'utf8')).toMatch(new RegExp(`^# kubelet-lxc patch series for Kubernetes ${rel.data.kubernetes.version.replaceAll('.', '\\.')} `));
+    }
   });
 
   it('reads the shipped v1.36 site-tests.json', async () => {

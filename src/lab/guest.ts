@@ -1,5 +1,6 @@
 // The lab guest: a Debian trixie root file system with the Proxmox VE 9 container
-// stack (lxc 6, lxcfs 6, containerd 1.7, runc), Debian's kernel and initrd, and the
+// stack (lxc 6, lxcfs 6), containerd 2 and runc from Debian testing (RKE2 ships containerd
+// 2.x on every supported minor, and Kubernetes 1.37 needs it), Debian's kernel and initrd, and the
 // two lab images, built from packages with debootstrap and cached under
 // <cacheDir>/guest-<key>/ (key = hash of the package list, the recipe version and the
 // files baked into the image). Built in a temporary directory that is renamed into
@@ -21,8 +22,6 @@ export const GUEST_PACKAGES: readonly string[] = Object.freeze([
   'linux-image-amd64', // kernel, its modules (fuse, overlay, veth, bridge, 9p) and initrd
   'lxc',
   'lxcfs',
-  'containerd',
-  'runc',
   'busybox-static', // the lab images, wget for /healthz, poweroff
   'kmod',
   'iproute2',
@@ -32,8 +31,15 @@ export const GUEST_PACKAGES: readonly string[] = Object.freeze([
   'socat', // forwards the guest's user-net port 6443 to the container's apiserver
   'curl', // /readyz checks in the container; with its libraries, the agnhost image's curl
 ]);
+/**
+ * containerd 2 and its runc, at exact versions, from Debian testing: trixie's containerd is 1.7.
+ * Installed with apt inside the guest root (the suite's Release file checked against the
+ * guest's own Debian archive keyring, every .deb against it). When testing moves on and a
+ * version is no longer served, the guest build says so: update the versions here.
+ */
+export const GUEST_TESTING = Object.freeze({ suite: 'forky', packages: Object.freeze({ containerd: '2.1.9+ds1-5', runc: '1.3.6+ds1-1' }) });
 /** Bump when the build steps below change what ends up in the image. */
-export const GUEST_RECIPE_VERSION = 4;
+export const GUEST_RECIPE_VERSION = 5;
 /** Programs the L2 test images take from the guest's Debian root, with their shared libraries. */
 export const IMAGE_FILES_FROM_GUEST: readonly string[] = Object.freeze(['/bin/busybox', '/usr/bin/curl']);
 /** Files of lab/ baked into the image (everything else comes over 9p at run time). */
@@ -66,7 +72,7 @@ export interface GuestMeta {
 
 export async function guestKey(): Promise<string> {
   const h = createHash('sha256');
-  h.update(JSON.stringify({ suite: GUEST_SUITE, arch: GUEST_ARCH, packages: GUEST_PACKAGES, recipe: GUEST_RECIPE_VERSION }));
+  h.update(JSON.stringify({ suite: GUEST_SUITE, arch: GUEST_ARCH, packages: GUEST_PACKAGES, testing: GUEST_TESTING, recipe: GUEST_RECIPE_VERSION }));
   for (const f of GUEST_BAKED_FILES) {
     h.update(`\0${f}\0`);
     h.update(await readFile(labFile(f)));
@@ -250,6 +256,7 @@ export async function ensureGuest(opts: EnsureGuestOptions): Promise<GuestImage>
       },
     );
     log(`guest: debootstrap done in ${Math.round((Date.now() - started) / 1000)} s`);
+    await installFromTesting(rootfs, mirror, { signal, timeoutMs: left(), log });
 
     const boot = await readdir(join(rootfs, 'boot'));
     const vmlinuz = boot.find((f) => f.startsWith('vmlinuz-'));
@@ -271,7 +278,7 @@ export async function ensureGuest(opts: EnsureGuestOptions): Promise<GuestImage>
     log(`guest: ${IMAGE_FILES_FROM_GUEST.join(', ')} and their libraries kept for the L2 test images`);
 
     const versions: Record<string, string> = {};
-    const q = await run('dpkg-query', [`--admindir=${join(rootfs, 'var', 'lib', 'dpkg')}`, '-W', '-f', '${Package} ${Version}\n', ...GUEST_PACKAGES], { signal });
+    const q = await run('dpkg-query', [`--admindir=${join(rootfs, 'var', 'lib', 'dpkg')}`, '-W', '-f', '${Package} ${Version}\n', ...GUEST_PACKAGES, ...Object.keys(GUEST_TESTING.packages)], { signal });
     for (const line of q.stdout.split('\n')) {
       const [p, v] = line.trim().split(/\s+/);
       if (p && v) versions[p] = v;
@@ -287,7 +294,7 @@ export async function ensureGuest(opts: EnsureGuestOptions): Promise<GuestImage>
       key,
       suite: GUEST_SUITE,
       arch: GUEST_ARCH,
-      packages: [...GUEST_PACKAGES],
+      packages: [...GUEST_PACKAGES, ...Object.keys(GUEST_TESTING.packages)],
       versions,
       builtAt: new Date().toISOString(),
       buildSeconds: Math.round((Date.now() - started) / 100) / 10,
@@ -312,5 +319,48 @@ export async function ensureGuest(opts: EnsureGuestOptions): Promise<GuestImage>
   } catch (e) {
     await removeBuildDir(tmp);
     throw e;
+  }
+}
+
+/**
+ * GUEST_TESTING's packages into the debootstrapped root, with the root's own apt: a testing
+ * source pinned below trixie (only what is asked for comes from it), services kept from
+ * starting (policy-rc.d), and every trace of the source removed afterwards.
+ */
+async function installFromTesting(rootfs: string, mirror: string, o: { signal?: AbortSignal; timeoutMs?: number; log: (line: string) => void }): Promise<void> {
+  const { suite, packages } = GUEST_TESTING;
+  const list = join(rootfs, 'etc', 'apt', 'sources.list.d', `lab-${suite}.list`);
+  const pref = join(rootfs, 'etc', 'apt', 'preferences.d', `lab-${suite}`);
+  const policy = join(rootfs, 'usr', 'sbin', 'policy-rc.d');
+  const resolv = join(rootfs, 'etc', 'resolv.conf');
+  const hadResolv = await exists(resolv);
+  await writeFile(list, `deb ${mirror} ${suite} main\n`);
+  await writeFile(pref, `Package: *\nPin: release n=${suite}\nPin-Priority: 100\n`);
+  await writeFile(policy, '#!/bin/sh\nexit 101\n', { mode: 0o755 });
+  if (!hadResolv) await copyFile('/etc/resolv.conf', resolv).catch(() => undefined);
+  const wanted = Object.entries(packages).map(([p, v]) => `${p}=${v}`);
+  o.log(`guest: apt-get install ${wanted.join(' ')} from Debian ${suite}`);
+  try {
+    // Check-Valid-Until off: a mirror that is a snapshot serves a testing Release file past its
+    // Valid-Until date (debootstrap does not check it either); its signature is still checked,
+    // and the versions are pinned exactly.
+    const apt = (args: string[]) => run('chroot', [rootfs, 'apt-get', '-q', '-o', 'Acquire::Languages=none', '-o', 'Acquire::Check-Valid-Until=false', ...args], { signal: o.signal, timeoutMs: o.timeoutMs, env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' }, reject: false });
+    const update = await apt(['update']);
+    if (update.exitCode !== 0) throw new Error(`apt-get update in the guest root failed (Debian ${suite} from the host's mirror):\n${update.all.trim().split('\n').slice(-10).join('\n')}`);
+    const install = await apt(['install', '-y', '--no-install-recommends', ...wanted]);
+    if (install.exitCode !== 0) {
+      const gone = /Version '[^']+' for '[^']+' was not found|Unable to locate package/.test(install.all);
+      throw new Error(
+        `installing ${wanted.join(' ')} from Debian ${suite} into the guest failed${gone ? `: that version is no longer in ${suite}; update GUEST_TESTING in src/lab/guest.ts to the version ${suite} serves now` : ''}:\n${install.all.trim().split('\n').slice(-10).join('\n')}`,
+      );
+    }
+    await apt(['clean']);
+  } finally {
+    await rm(list, { force: true });
+    await rm(pref, { force: true });
+    await rm(policy, { force: true });
+    if (!hadResolv) await rm(resolv, { force: true });
+    await rm(join(rootfs, 'var', 'lib', 'apt', 'lists'), { recursive: true, force: true });
+    await mkdir(join(rootfs, 'var', 'lib', 'apt', 'lists', 'partial'), { recursive: true });
   }
 }

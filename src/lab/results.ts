@@ -84,7 +84,7 @@ export function kubeletErrorLines(log: string | undefined, max = 25): string[] {
 }
 
 /**
- * Error lines every standalone kubelet on containerd 1.7 logs while it starts, fault or
+ * Error lines every standalone kubelet logs while it starts (containerd 1.7 and 2), fault or
  * not: not chosen as the "first error" of a run (they stay in errorLines).
  */
 export const STARTUP_NOISE: readonly RegExp[] = Object.freeze([

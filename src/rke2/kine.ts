@@ -8,6 +8,7 @@ export const KINE_MODULE = 'github.com/k3s-io/kine';
 
 /** RKE2 release -> the kine version its go.mod requires (read from rancher/rke2's go.mod at the tag). */
 export const RKE2_KINE_VERSIONS: Readonly<Record<string, string>> = Object.freeze({
+  'v1.35.4+rke2r1': 'v0.14.16',
   'v1.36.4+rke2r1': 'v0.16.4',
 });
 

@@ -1,5 +1,6 @@
 // smoke: cheapest checks first. L0: every binary has the intended arch and is static, its
 // build settings are as intended, and the one this host can run prints the stamped version.
+import { readFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { readElf } from '../lib/elf.js';
@@ -10,8 +11,8 @@ import { GO_BUILD_TAGS } from './build.js';
 import { formatMatrix, runPatchTests } from './smoke/patchtests.js';
 import { CONFORMANCE_JUNIT, CONFORMANCE_TABLE, labVerdict, runLab, type LabL2Inputs, type LabLevel } from '../lab/index.js';
 import { ensureL2Binaries } from '../lab/l2/binaries.js';
-import { loadConformanceList, testsOfTier, type ConformanceTier } from '../lab/l2/conformance.js';
-import { imageRefsFrom, type L2ImageRefs } from '../lab/l2/images.js';
+import { conformanceCodenames, imageTagsOf, loadConformanceList, testsInTree, testsOfTier, type ConformanceTier } from '../lab/l2/conformance.js';
+import { imageRefsFrom, retagImageRefs, type L2ImageRefs } from '../lab/l2/images.js';
 import { imageId, resolveEngine } from '../lib/engine.js';
 import { StageError, type BuildOutput, type BuiltBinary, type SmokeCheck, type Stage, type StageContext, type StageOutputs } from './types.js';
 
@@ -139,9 +140,18 @@ export async function runLabFor(ctx: StageContext, prev: StageOutputs, req: LabR
     });
     const list = loadConformanceList();
     const tier = req.conformance ?? 'ci';
-    const imageRefs = imageRefsFrom(list.images.map((i) => i.name));
+    // the list is written against one release; names and image tags are taken as this tree spells them
+    const tags = imageTagsOf(await readFile(path.join(source.tree, 'test', 'utils', 'image', 'manifest.go'), 'utf8'));
+    const imageRefs = retagImageRefs(imageRefsFrom(list.images.map((i) => i.name)), tags);
     await checkImagesKnownToSuite(bins.paths['e2e.test'], imageRefs);
-    l2 = { binaries: bins, tree: source.tree, imageRefs, conformance: tier === 'none' ? null : { tier, tests: testsOfTier(list, tier) } };
+    const codenames = conformanceCodenames(await readFile(path.join(source.tree, 'test', 'conformance', 'testdata', 'conformance.yaml'), 'utf8'));
+    let tests;
+    try {
+      tests = testsInTree(testsOfTier(list, tier), codenames, ctx.manifest.data.kubernetes.version);
+    } catch (e) {
+      throw new StageError((e as Error).message, 'smoke');
+    }
+    l2 = { binaries: bins, tree: source.tree, imageRefs, conformance: tier === 'none' ? null : { tier, tests } };
   }
   const report = await runLab({
     kubelets: { stock: stock.path, patched: patched.path },

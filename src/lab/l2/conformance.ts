@@ -47,3 +47,52 @@ export function testsOfTier(list: ConformanceList, tier: ConformanceTier): Confo
   if (tier === 'none') return [];
   return tier === 'ci' ? list.included.filter((t) => t.tier === 'ci') : list.included;
 }
+
+/**
+ * A conformance name without the order of its bracketed tags: upstream reorders them between
+ * minors ("[NodeConformance] [Conformance]" in 1.36, "[Conformance] [NodeConformance]" in 1.37).
+ */
+export function conformanceKey(name: string): string {
+  const tags = [...name.matchAll(/\[[^\]]+\]/g)].map((m) => m[0]).sort();
+  return `${name.replace(/\s*\[[^\]]+\]/g, '').replace(/\s+/g, ' ').trim()} ${tags.join(' ')}`;
+}
+
+/** The codenames of a tree's test/conformance/testdata/conformance.yaml (single-quoted, maybe folded). */
+export function conformanceCodenames(yaml: string): string[] {
+  const names: string[] = [];
+  const lines = yaml.split('\n');
+  for (let i = 0; i < lines.length; i++) {
+    const m = /^\s*codename: '(.*)$/.exec(lines[i]!);
+    if (!m) continue;
+    let text = m[1]!;
+    // a single-quoted scalar ends at a ' that is not doubled; folded lines join with a space
+    while (!/(^|[^'])('')*'$/.test(text) && i + 1 < lines.length) text += ` ${lines[++i]!.trim()}`;
+    names.push(text.slice(0, -1).replaceAll("''", "'"));
+  }
+  return names;
+}
+
+/**
+ * The tier's tests as the tree spells them (the list names them as in the release it was
+ * written for); a test the tree does not have is an error naming it.
+ */
+export function testsInTree(tests: ConformanceTest[], codenames: string[], version: string): ConformanceTest[] {
+  const byKey = new Map(codenames.map((n) => [conformanceKey(n), n]));
+  const missing: string[] = [];
+  const out = tests.map((t) => {
+    const name = codenames.includes(t.name) ? t.name : byKey.get(conformanceKey(t.name));
+    if (!name) missing.push(t.name);
+    return { ...t, name: name ?? t.name };
+  });
+  if (missing.length) {
+    throw new Error(`${missing.length} conformance test(s) of lab/conformance.json are not in ${version}'s test/conformance/testdata/conformance.yaml (renamed or removed upstream): ${missing.join('; ')}`);
+  }
+  return out;
+}
+
+/** The tags test/utils/image/manifest.go gives the lab's images, by config key (Agnhost, BusyBox, Nonewprivs, Pause). */
+export function imageTagsOf(manifestGo: string): Record<string, string> {
+  const tags: Record<string, string> = {};
+  for (const m of manifestGo.matchAll(/configs\[(\w+)\]\s*=\s*Config\{[^,]+,\s*"([^"]+)",\s*"([^"]+)"\}/g)) tags[m[1]!] = m[3]!;
+  return tags;
+}

@@ -36,6 +36,19 @@ export function imageRefsFrom(names: string[]): L2ImageRefs {
   };
 }
 
+/** manifest.go's config key of each lab image (test/utils/image/manifest.go). */
+const IMAGE_CONFIG_KEYS: Record<keyof L2ImageRefs, string> = { busybox: 'BusyBox', agnhost: 'Agnhost', nonewprivs: 'Nonewprivs', pause: 'Pause' };
+
+/** The refs with the tags the release's manifest.go gives (a new minor bumps agnhost, busybox, ...). */
+export function retagImageRefs(refs: L2ImageRefs, tags: Record<string, string>): L2ImageRefs {
+  const out = { ...refs };
+  for (const k of Object.keys(IMAGE_CONFIG_KEYS) as (keyof L2ImageRefs)[]) {
+    const tag = tags[IMAGE_CONFIG_KEYS[k]];
+    if (tag) out[k] = `${refs[k].slice(0, refs[k].lastIndexOf(':'))}:${tag}`;
+  }
+  return out;
+}
+
 const PATH_ENV = 'PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin';
 
 const dir = (name: string, mode = 0o755): SyntheticEntry => ({ type: 'dir', name, mode });

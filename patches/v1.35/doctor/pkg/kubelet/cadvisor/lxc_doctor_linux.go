@@ -1,0 +1,30 @@
+/*
+Copyright 2026 The kubelet-lxc Authors.
+
+Licensed under the Apache License, Version 2.0 (the "License");
+you may not use this file except in compliance with the License.
+You may obtain a copy of the License at
+
+    http://www.apache.org/licenses/LICENSE-2.0
+
+Unless required by applicable law or agreed to in writing, software
+distributed under the License is distributed on an "AS IS" BASIS,
+WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+See the License for the specific language governing permissions and
+limitations under the License.
+*/
+
+// Compiled into kubelet-lxc-doctor only (a go build -overlay file, never part of the
+// kubelet's tree): it lets the doctor run the kubelet's own start-path code.
+
+package cadvisor
+
+import (
+	cadvisorapi "github.com/google/cadvisor/info/v1"
+	"k8s.io/klog/v2"
+)
+
+// LXCDoctorFlatTopologyFallback is the kubelet's MachineInfo fallback (site A, kubelet side).
+func LXCDoctorFlatTopologyFallback(logger klog.Logger, info *cadvisorapi.MachineInfo) {
+	applyFlatTopologyFallback(logger, info)
+}
