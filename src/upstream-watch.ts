@@ -1,6 +1,7 @@
 // kubelet-lxc upstream-watch: what the scheduled workflow runs. For every supported minor (the
 // minors of releases/), the newest patch release the Go module proxy serves completely (the root
-// module and every staging module) that is newer than the minor's newest manifest. With --apply
+// module and every staging module) that is newer than the minor's newest manifest: those the
+// proxy lists, and those it serves when asked by name (a caching proxy lists only what it holds). With --apply
 // it carries the series there with `rebase` (and the matrix), drops the superseded manifest of
 // that minor, and writes what the workflow posts: a pull request body for what was written, an
 // issue body for each conflict or failed matrix (naming the patch, file and hunk).
@@ -40,14 +41,61 @@ export interface WatchOutcome extends WatchPlan {
   issues: { title: string; bodyFile: string }[];
 }
 
+/** A scratch module for go commands that ask the proxy (removed by the caller). */
+async function scratchModule(): Promise<string> {
+  const work = await mkdtemp(path.join(os.tmpdir(), 'kubelet-lxc-watch-'));
+  await writeFile(path.join(work, 'go.mod'), 'module kubelet-lxc.invalid/watch\n\ngo 1.21\n');
+  return work;
+}
+
 /** Every version of k8s.io/kubernetes the proxy lists (go list -m -versions, through GOPROXY). */
 export async function proxyVersions(goproxy: string | undefined): Promise<string[]> {
-  const work = await mkdtemp(path.join(os.tmpdir(), 'kubelet-lxc-watch-'));
+  const work = await scratchModule();
   try {
-    await writeFile(path.join(work, 'go.mod'), 'module kubelet-lxc.invalid/watch\n\ngo 1.21\n');
     const res = await run('go', ['list', '-m', '-versions', '-json', 'k8s.io/kubernetes'], { cwd: work, reject: false, env: goEnv({ GOPROXY: goproxy ?? process.env.GOPROXY, GOTOOLCHAIN: 'local' }) });
     if (res.exitCode !== 0) throw new StageError(`the Go module proxy did not list k8s.io/kubernetes: ${res.stderr.trim()}`, 'cli');
     return (JSON.parse(res.stdout) as { Versions?: string[] }).Versions ?? [];
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+}
+
+/** Whether the proxy serves k8s.io/kubernetes@version when asked by name. */
+async function servedByName(work: string, version: string, goproxy: string | undefined): Promise<boolean> {
+  const res = await run('go', ['list', '-m', '-json', `k8s.io/kubernetes@${version}`], { cwd: work, reject: false, env: goEnv({ GOPROXY: goproxy ?? process.env.GOPROXY, GOTOOLCHAIN: 'local' }) });
+  return res.exitCode === 0;
+}
+
+/**
+ * The releases after `version` in its minor that the proxy serves when asked by name, in order:
+ * a caching proxy lists only what it has cached (and may lack one release but have the next),
+ * so the list alone can miss a release it would serve. Stops after `gap` misses in a row.
+ */
+export async function probeNextPatches(version: string, goproxy: string | undefined, gap = 3): Promise<string[]> {
+  const v = parseVersion(version)!;
+  const work = await scratchModule();
+  const found: string[] = [];
+  try {
+    for (let patch = v.patch + 1, misses = 0; misses < gap; patch++) {
+      const next = `v${v.major}.${v.minor}.${patch}`;
+      if (await servedByName(work, next, goproxy)) {
+        found.push(next);
+        misses = 0;
+      } else misses++;
+    }
+  } finally {
+    await rm(work, { recursive: true, force: true });
+  }
+  return found;
+}
+
+/** The first release of the minor after `minor` (e.g. v1.38.0 after v1.37), if the proxy serves it. */
+async function probeNextMinor(minor: string, goproxy: string | undefined): Promise<string | null> {
+  const v = parseVersion(`${minor}.0`)!;
+  const next = `v${v.major}.${v.minor + 1}.0`;
+  const work = await scratchModule();
+  try {
+    return (await servedByName(work, next, goproxy)) ? next : null;
   } finally {
     await rm(work, { recursive: true, force: true });
   }
@@ -63,7 +111,9 @@ export async function planUpstreamWatch(o: { releasesDir?: string; goproxy?: str
   for (const [minor, current] of newestByMinor) {
     const cur = current.data.kubernetes.version;
     const w: MinorWatch = { minor, current: current.id, next: null, incomplete: [] };
-    for (const v of versions.filter((x) => minorOf(x) === minor && compareVersionsDesc(x, cur) < 0)) {
+    const probed = await probeNextPatches(cur, o.goproxy);
+    const candidates = [...new Set([...versions.filter((x) => minorOf(x) === minor && compareVersionsDesc(x, cur) < 0), ...probed])].sort(compareVersionsDesc);
+    for (const v of candidates) {
       // complete = pin succeeds: the root module and every staging module at the matching version
       const dir = await mkdtemp(path.join(os.tmpdir(), 'kubelet-lxc-watch-pin-'));
       try {
@@ -80,7 +130,7 @@ export async function planUpstreamWatch(o: { releasesDir?: string; goproxy?: str
   }
   const top = [...newestByMinor.keys()].sort((a, b) => compareVersionsDesc(`${a}.0`, `${b}.0`))[0]!;
   const topMinor = parseVersion(`${top}.0`)!.minor;
-  const newMinor = versions.find((v) => parseVersion(v)!.minor > topMinor) ?? null;
+  const newMinor = versions.find((v) => parseVersion(v)!.minor > topMinor) ?? (await probeNextMinor(top, o.goproxy));
   return { goproxy: o.goproxy ?? process.env.GOPROXY ?? '(go env default)', minors, newMinor };
 }
 

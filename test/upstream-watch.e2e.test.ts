@@ -1,6 +1,6 @@
 // kubelet-lxc upstream-watch (the scheduled workflow's logic) on a local module proxy (file://)
 // serving fixture releases: the newest patch release served completely is found (one listed
-// without its staging modules is passed over and said so), a new minor is named, and --apply
+// without its staging modules is passed over and said so, one served but not listed is found), a new minor is named, and --apply
 // rebases the series there and writes the pull request body, or an issue body naming the patch,
 // file and hunk when the series conflicts.
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -62,6 +62,10 @@ describe('kubelet-lxc upstream-watch', () => {
     ]);
     // v1.99.3 is listed, but its staging modules are not served: not complete
     for (const mod of ['client-go', 'component-base']) await rm(path.join(root, 'proxy-clean', 'k8s.io', mod, '@v', 'v0.99.3.zip'));
+    // v1.99.2 is served but not listed (a caching proxy lists only what it holds): found by asking for it
+    const list = path.join(root, 'proxy-clean', 'k8s.io', 'kubernetes', '@v', 'list');
+    await writeFile(list, (await readFile(list, 'utf8')).replace('v1.99.2\n', ''));
+    expect(await readFile(list, 'utf8')).not.toContain('v1.99.2');
     const plan = await watch(p);
     expect(plan.exitCode, plan.stderr).toBe(0);
     const planned = JSON.parse(plan.stdout);
