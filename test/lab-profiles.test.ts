@@ -24,7 +24,7 @@ describe('lab profiles (lab/profiles.json)', () => {
     await access(path.join(PROJECT_ROOT, 'lab', 'hooks', 'no-cpuset.sh'), constants.X_OK);
   });
 
-  it('the unprivileged pair plants nothing: without the feature gate both kubelets must die at /dev/kmsg, with it both must run', () => {
+  it('the unprivileged pair plants nothing: with the feature gate off both kubelets must die at /dev/kmsg, with it on both must run (set either way: 1.37 turns it on by default)', () => {
     const bare = byId('unprivileged');
     const gated = byId('unprivileged-userns');
     for (const p of [bare, gated]) {
@@ -32,7 +32,8 @@ describe('lab profiles (lab/profiles.json)', () => {
       expect(p.actions).toEqual([]);
       expect(p.lxc).toEqual([]);
     }
-    expect(bare.kubeletConfig).toEqual({});
+    expect(bare.kubeletConfig).toEqual({ featureGates: { KubeletInUserNamespace: false } });
+    expect(compileProfile(bare)).toContain(`kubelet-config\t${Buffer.from('featureGates:\n  KubeletInUserNamespace: false\n').toString('base64')}`);
     expect(bare.expect.stock.fails).toBe(true);
     expect(bare.expect.patched).toMatchObject({ fails: true, sameErrorAsStock: true, errors: ['/dev/kmsg'] });
     expect(gated.kubeletConfig).toEqual({ featureGates: { KubeletInUserNamespace: true } });

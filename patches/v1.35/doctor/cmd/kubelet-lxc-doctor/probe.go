@@ -36,10 +36,12 @@ import (
 	"github.com/opencontainers/cgroups/fscommon"
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
+	utilfeature "k8s.io/apiserver/pkg/util/feature"
 	utilsysctl "k8s.io/component-helpers/node/util/sysctl"
 	"k8s.io/klog/v2"
 	"sigs.k8s.io/yaml"
 
+	"k8s.io/kubernetes/pkg/features"
 	kubeletcadvisor "k8s.io/kubernetes/pkg/kubelet/cadvisor"
 	"k8s.io/kubernetes/pkg/kubelet/cm"
 	"k8s.io/kubernetes/pkg/kubelet/cm/cpumanager/topology"
@@ -55,6 +57,15 @@ type kubeletConfig struct {
 }
 
 func (c kubeletConfig) failSwapOn() bool { return c.FailSwapOn == nil || *c.FailSwapOn }
+
+// userNamespaceGate is KubeletInUserNamespace as the kubelet of this tree sees it: the
+// configuration's value, else the gate's default in this release (off before 1.37, on since).
+func (c kubeletConfig) userNamespaceGate() bool {
+	if v, ok := c.FeatureGates[string(features.KubeletInUserNamespace)]; ok {
+		return v
+	}
+	return utilfeature.DefaultFeatureGate.Enabled(features.KubeletInUserNamespace)
+}
 
 func readKubeletConfig(file string) (kubeletConfig, error) {
 	var c kubeletConfig

@@ -134,7 +134,7 @@ func assess(o observations, cfg kubeletConfig) Report {
 	var r Report
 	r.Observations = o
 	r.Environment = o.Env
-	gate := cfg.FeatureGates["KubeletInUserNamespace"]
+	gate := cfg.userNamespaceGate()
 
 	// 1. every empty value the patched code defaulted: a site where stock takes upstream's error
 	bySite := map[int]*Finding{}

@@ -108,7 +108,8 @@ func TestLXCDoctorNeighbouringBlockers(t *testing.T) {
 	userns := environment{UserNamespace: true, CgroupV2: true, Controllers: []string{"cpu", "memory", "pids"}}
 	o := observations{NumCores: 2, NumCoresUsed: 2, Env: userns, SwapOn: true, KmsgErr: "open /dev/kmsg: no such file or directory",
 		Tunables: []tunable{{Name: "vm/overcommit_memory", Value: "0", Wanted: 1, WriteErr: "open /proc/sys/vm/overcommit_memory: permission denied"}}}
-	r := assess(o, kubeletConfig{})
+	gateOff := map[string]bool{"KubeletInUserNamespace": false}
+	r := assess(o, kubeletConfig{FeatureGates: gateOff})
 	var checks []string
 	for _, f := range r.Findings {
 		checks = append(checks, f.Check)
@@ -130,5 +131,21 @@ func TestLXCDoctorNeighbouringBlockers(t *testing.T) {
 	r = assess(o, kubeletConfig{FailSwapOn: &off, FeatureGates: map[string]bool{"KubeletInUserNamespace": true}})
 	if !r.Verdict.Patched.Starts || !r.Verdict.Stock.Starts {
 		t.Fatalf("with failSwapOn false and the gate both start: %+v %+v", r.Verdict, r.Findings)
+	}
+}
+
+// KubeletInUserNamespace, when the configuration leaves it out, is what this release's kubelet
+// takes: off before Kubernetes 1.37. The doctor judges /dev/kmsg and the tunable writes in a user namespace by it.
+func TestLXCDoctorUserNamespaceGateDefault(t *testing.T) {
+	if got := (kubeletConfig{}).userNamespaceGate(); got != false {
+		t.Fatalf("KubeletInUserNamespace unset: got %v, want false in v1.36", got)
+	}
+	if (kubeletConfig{FeatureGates: map[string]bool{"KubeletInUserNamespace": !false}}).userNamespaceGate() != !false {
+		t.Fatalf("an explicit setting must win over the default")
+	}
+	userns := environment{UserNamespace: true, CgroupV2: true, Controllers: []string{"cpu", "cpuset", "memory", "pids"}}
+	r := assess(observations{NumCores: 2, NumCoresUsed: 2, Env: userns, KmsgErr: "open /dev/kmsg: no such file or directory"}, kubeletConfig{})
+	if r.Verdict.Stock.Starts != false || r.Verdict.Patched.Starts != false {
+		t.Fatalf("no /dev/kmsg in a user namespace, gate unset: stock starts %v, patched starts %v; want %v", r.Verdict.Stock.Starts, r.Verdict.Patched.Starts, false)
 	}
 }

@@ -25,12 +25,14 @@ import (
 
 // LXCDoctorKernelTunables runs ContainerManager's tunable check (site H). The doctor passes
 // KernelTunableWarn or KernelTunableError only: it never writes a tunable through it.
-func LXCDoctorKernelTunables(logger klog.Logger, protectKernelDefaults bool) error {
+// In 1.35 setupKernelTunables takes no logger: it logs through klog's global logger, which the
+// doctor captures as well; the parameter keeps the call the same in every series.
+func LXCDoctorKernelTunables(_ klog.Logger, protectKernelDefaults bool) error {
 	option := KernelTunableWarn
 	if protectKernelDefaults {
 		option = KernelTunableError
 	}
-	return setupKernelTunables(logger, option)
+	return setupKernelTunables(option)
 }
 
 // LXCDoctorCgroupCPUConfig reads cpu.max and cpu.weight as the cgroup v2 manager does (site G).
