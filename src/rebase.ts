@@ -11,7 +11,7 @@ import os from 'node:os';
 import { buildDirAtomic, exists, writeFileAtomic } from './lib/fsutil.js';
 import { git } from './lib/git.js';
 import type { Logger } from './lib/progress.js';
-import { compareVersionsDesc, isVersionTag } from './lib/version.js';
+import { isVersionTag } from './lib/version.js';
 import { RELEASES_DIR, loadManifestFile, minorOf, type LoadedManifest } from './manifest.js';
 import { pinRelease } from './pin.js';
 import { RKE2_KINE_VERSIONS } from './rke2/kine.js';
@@ -270,9 +270,4 @@ export function formatRebase(r: RebaseReport): string {
   if (r.matrix) lines.push(`Matrix: ${r.matrix.ok ? 'ok' : 'FAILED'}${r.matrix.problems.length ? `\n${r.matrix.problems.map((p) => `- ${p}`).join('\n')}` : ''}`, ...r.matrix.reports.map((f) => `Report: ${f}`));
   for (const n of r.notes) lines.push(`Note: ${n}`);
   return lines.join('\n');
-}
-
-/** Versions newest first (for callers that list candidates). */
-export function newestFirst(versions: string[]): string[] {
-  return [...versions].sort(compareVersionsDesc);
 }
