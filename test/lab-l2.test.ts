@@ -43,6 +43,27 @@ describe('conformance list', () => {
     expect(() => loadConformanceList(file)).toThrow(/a test that needs KVM cannot be in the ci tier: /);
   });
 
+  it('leaves out, from the minor that demoted them on, the tests upstream dropped from conformance, and refuses one in the ci tier', () => {
+    const demoted = list.included.filter((t) => t.leftConformance).map((t) => t.name);
+    // v1.37 declares the two multi-container guaranteed resize tests with ginkgo.It
+    expect(demoted).toHaveLength(2);
+    for (const n of demoted) expect(n).toMatch(/^\[sig-node\] Pod InPlace Resize Container guaranteed pods with multiple containers /);
+    const full = testsOfTier(list, 'full').map((t) => t.name);
+    expect(testsOfTier(list, 'full', 'v1.36.4').map((t) => t.name)).toEqual(full);
+    expect(testsOfTier(list, 'full', 'v1.35.4').map((t) => t.name)).toEqual(full);
+    expect(testsOfTier(list, 'full', 'v1.37.1').map((t) => t.name)).toEqual(full.filter((n) => !demoted.includes(n)));
+    expect(testsOfTier(list, 'full', 'v1.38.0-beta.0').map((t) => t.name)).toEqual(full.filter((n) => !demoted.includes(n)));
+    expect(testsOfTier(list, 'ci', 'v1.37.1')).toEqual(testsOfTier(list, 'ci'));
+    const bad = structuredClone(list);
+    bad.included.find((t) => t.tier === 'ci')!.leftConformance = { in: '1.38', how: 'demoted' };
+    const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'conf-')), 'conformance.json');
+    writeFileSync(file, JSON.stringify(bad));
+    expect(() => loadConformanceList(file)).toThrow(/a test some release no longer has cannot be in the ci tier: /);
+    bad.included.find((t) => t.tier === 'ci')!.leftConformance = { in: 'v1.38', how: 'demoted' };
+    writeFileSync(file, JSON.stringify(bad));
+    expect(() => loadConformanceList(file)).toThrow(/leftConformance.*a minor such as "1\.37"/);
+  });
+
   it('covers the kubelet paths the issue names in its CI tier', () => {
     const names = testsOfTier(list, 'ci').map((t) => t.name).join('\n');
     for (const re of [/Downward API .*node allocatable/, /poststart exec hook/, /remote command execution over websockets/, /retrieving logs .* over websockets/, /liveness probe/, /EmptyDir .*tmpfs/]) expect(names).toMatch(re);

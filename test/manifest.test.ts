@@ -5,7 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { ManifestError, listManifests, parseManifest, resolveManifest } from '../src/manifest.js';
 import { runCli } from './helpers/fixture.js';
-import { goMinorAtLeast } from '../src/lib/version.js';
+import { minorAtLeast } from '../src/lib/version.js';
 
 const valid = {
   schema: 1,
@@ -114,12 +114,14 @@ describe('kine version for pin', () => {
 
 describe('Go versions', () => {
   it('compare by minor: a newer or equal minor is enough, whatever its patch or pre-release', () => {
-    expect(goMinorAtLeast('1.26.5', '1.26.7')).toBe(true);
-    expect(goMinorAtLeast('1.26', '1.26.7')).toBe(true);
-    expect(goMinorAtLeast('1.27rc1', '1.26.7')).toBe(true);
-    expect(goMinorAtLeast('2.0.0', '1.26.7')).toBe(true);
-    expect(goMinorAtLeast('1.25.9', '1.26.0')).toBe(false);
-    expect(goMinorAtLeast('1.9', '1.26')).toBe(false);
-    expect(goMinorAtLeast('devel', '1.26')).toBe(false);
+    expect(minorAtLeast('1.26.5', '1.26.7')).toBe(true);
+    expect(minorAtLeast('1.26', '1.26.7')).toBe(true);
+    expect(minorAtLeast('1.27rc1', '1.26.7')).toBe(true);
+    expect(minorAtLeast('2.0.0', '1.26.7')).toBe(true);
+    expect(minorAtLeast('1.25.9', '1.26.0')).toBe(false);
+    expect(minorAtLeast('1.9', '1.26')).toBe(false);
+    expect(minorAtLeast('devel', '1.26')).toBe(false);
+    expect(minorAtLeast('v1.37.1', '1.37')).toBe(true);
+    expect(minorAtLeast('v1.36.4', '1.37')).toBe(false);
   });
 });

@@ -29,8 +29,11 @@ export function isPrerelease(version: string): boolean {
   return (semver.prerelease(version) ?? []).length > 0;
 }
 
-/** Whether Go version `have` (e.g. "1.26.5", "1.27rc1") is at least the minor of `want` (e.g. "1.26.7" or "1.26"). */
-export function goMinorAtLeast(have: string, want: string): boolean {
+/**
+ * Whether version `have` ("1.26.5", "1.27rc1", "v1.37.1") is at least the minor of `want`
+ * ("1.26.7", "1.26"): Go toolchains and Kubernetes releases compared by their minor.
+ */
+export function minorAtLeast(have: string, want: string): boolean {
   const h = semver.coerce(have);
   const w = semver.coerce(want);
   if (!h || !w) return false;

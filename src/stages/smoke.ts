@@ -11,7 +11,7 @@ import { GO_BUILD_TAGS } from './build.js';
 import { formatMatrix, runPatchTests } from './smoke/patchtests.js';
 import { CONFORMANCE_JUNIT, CONFORMANCE_TABLE, labVerdict, runLab, type LabL2Inputs, type LabLevel } from '../lab/index.js';
 import { ensureL2Binaries } from '../lab/l2/binaries.js';
-import { conformanceCodenames, imageTagsOf, loadConformanceList, testsInTree, testsOfTier, type ConformanceTier } from '../lab/l2/conformance.js';
+import { conformanceCodenames, imageTagsOf, leftConformanceBy, loadConformanceList, testsInTree, testsOfTier, type ConformanceTier } from '../lab/l2/conformance.js';
 import { imageRefsFrom, retagImageRefs, type L2ImageRefs } from '../lab/l2/images.js';
 import { imageId, resolveEngine } from '../lib/engine.js';
 import { StageError, type BuildOutput, type BuiltBinary, type SmokeCheck, type Stage, type StageContext, type StageOutputs } from './types.js';
@@ -147,7 +147,10 @@ export async function runLabFor(ctx: StageContext, prev: StageOutputs, req: LabR
     const codenames = conformanceCodenames(await readFile(path.join(source.tree, 'test', 'conformance', 'testdata', 'conformance.yaml'), 'utf8'));
     let tests;
     try {
-      tests = testsInTree(testsOfTier(list, tier), codenames, ctx.manifest.data.kubernetes.version);
+      const version = ctx.manifest.data.kubernetes.version;
+      const demoted = testsOfTier(list, tier).filter((t) => leftConformanceBy(t, version));
+      for (const t of demoted) ctx.log.info(`lab: not run on ${version}, no longer a conformance test since ${t.leftConformance!.in}: ${t.name}`);
+      tests = testsInTree(testsOfTier(list, tier, version), codenames, version);
     } catch (e) {
       throw new StageError((e as Error).message, 'smoke');
     }

@@ -5,7 +5,7 @@ import { buildDirAtomic, exists, hashJson, readJson, writeFileAtomic } from '../
 import { git, headCommit } from '../lib/git.js';
 import { goEnv, goModDownload, hashGoMod, hashModuleDir, type DownloadedModule } from '../lib/gomod.js';
 import { redactUrls, run } from '../lib/exec.js';
-import { goMinorAtLeast } from '../lib/version.js';
+import { minorAtLeast } from '../lib/version.js';
 import { PROJECT_ROOT, type LoadedManifest, type ModulePin } from '../manifest.js';
 import { StageError, type SourceKind, type SourceOutput, type Stage, type StageContext } from './types.js';
 import type { Logger } from '../lib/progress.js';
@@ -114,7 +114,7 @@ async function requireHostGo(manifestGo: string): Promise<void> {
   const minor = manifestGo.split('.').slice(0, 2).join('.');
   const r = await run('go', ['env', 'GOVERSION'], { reject: false, env: { ...process.env, GOTOOLCHAIN: 'local' } }).catch(() => undefined);
   const have = r?.exitCode === 0 ? r.stdout.trim().replace(/^go/, '') : undefined;
-  if (!have || !goMinorAtLeast(have, manifestGo)) {
+  if (!have || !minorAtLeast(have, manifestGo)) {
     throw new StageError(
       `the Go module proxy source needs Go ${minor} or newer on the host (it runs go mod download and go work vendor there; the compile uses Go ${manifestGo} in the builder container), ` +
         `but ${have ? `the host has go${have}` : 'there is no go on the PATH'}: install Go ${minor}.x (e.g. Debian's golang-${minor}-go package, or a Go release archive) and put its bin/ on the PATH`,

@@ -5,6 +5,7 @@
 import { readFileSync } from 'node:fs';
 import { schemaProblems, z } from '../../lib/schema.js';
 import { labFile } from '../paths.js';
+import { minorAtLeast } from '../../lib/version.js';
 
 export const CONFORMANCE_TIERS = ['none', 'ci', 'full'] as const;
 export type ConformanceTier = (typeof CONFORMANCE_TIERS)[number];
@@ -15,7 +16,21 @@ const listSchema = z.object({
   images: z.array(z.object({ name: z.string(), from: z.string() }).passthrough()),
   // needsKvm: why the test cannot pass on an emulated CPU (for any kubelet); under TCG the lab
   // holds it back and reports it as "needs KVM", never as passed
-  included: z.array(z.object({ name: z.string().min(1), tier: z.enum(['ci', 'full']), exercises: z.string(), needsKvm: z.string().min(1).optional() }).passthrough()).min(1),
+  // leftConformance: the minor whose conformance.yaml no longer has the test (upstream demoted
+  // it), and how; releases of that minor and later do not run it
+  included: z
+    .array(
+      z
+        .object({
+          name: z.string().min(1),
+          tier: z.enum(['ci', 'full']),
+          exercises: z.string(),
+          needsKvm: z.string().min(1).optional(),
+          leftConformance: z.object({ in: z.string().regex(/^\d+\.\d+$/, 'a minor such as "1.37"'), how: z.string().min(1) }).optional(),
+        })
+        .passthrough(),
+    )
+    .min(1),
   excluded: z.array(z.object({ name: z.string().min(1), reason: z.string().min(1), detail: z.string().optional() }).passthrough()),
   reasons: z.record(z.string(), z.string()),
 });
@@ -35,6 +50,8 @@ export function loadConformanceList(file = labFile('conformance.json')): Conform
   for (const e of l.excluded) if (!l.reasons[e.reason]) problems.push(`unknown reason "${e.reason}" for ${e.name}`);
   // the CI tier must run whole wherever CI runs, TCG included
   for (const t of l.included) if (t.needsKvm && t.tier === 'ci') problems.push(`a test that needs KVM cannot be in the ci tier: ${t.name}`);
+  // ...and in every supported release
+  for (const t of l.included) if (t.leftConformance && t.tier === 'ci') problems.push(`a test some release no longer has cannot be in the ci tier: ${t.name}`);
   if (problems.length) throw new Error(`invalid ${file}:\n  ${problems.join('\n  ')}`);
   return l;
 }
@@ -42,10 +59,19 @@ export function loadConformanceList(file = labFile('conformance.json')): Conform
 /** The result of a test held back because the run's CPU is emulated (see needsKvm). */
 export const NEEDS_KVM = 'needs KVM';
 
-/** The tests of a tier: ci is the quick set, full is every included test. */
-export function testsOfTier(list: ConformanceList, tier: ConformanceTier): ConformanceTest[] {
+/**
+ * The tests of a tier: ci is the quick set, full is every included test; given a release, only
+ * those its conformance suite still has.
+ */
+export function testsOfTier(list: ConformanceList, tier: ConformanceTier, release?: string): ConformanceTest[] {
   if (tier === 'none') return [];
-  return tier === 'ci' ? list.included.filter((t) => t.tier === 'ci') : list.included;
+  const tests = tier === 'ci' ? list.included.filter((t) => t.tier === 'ci') : list.included;
+  return release ? tests.filter((t) => !leftConformanceBy(t, release)) : tests;
+}
+
+/** Whether upstream demoted the test from conformance in `release`'s minor or before. */
+export function leftConformanceBy(test: ConformanceTest, release: string): boolean {
+  return test.leftConformance !== undefined && minorAtLeast(release, test.leftConformance.in);
 }
 
 /**
