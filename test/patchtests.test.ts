@@ -7,7 +7,7 @@ import path from 'node:path';
 import { execa } from 'execa';
 import { compareSame, judgeMatrix, parseGoTestJson, formatMatrix, readSiteTests, siteTestsDrift, stockRunPattern, type SiteTests } from '../src/stages/smoke/patchtests.js';
 import { PROJECT_ROOT, listManifests, minorOf } from '../src/manifest.js';
-import { exists } from '../src/lib/fsutil.js';
+import { doctorFiles } from '../src/stages/build.js';
 
 /** A real Go module with a passing, a failing and a non-compiling package, run by the real go test. */
 async function goTestJson(files: Record<string, string>, args: string[]): Promise<string> {
@@ -104,11 +104,45 @@ describe('patch test matrix', () => {
       const st = await readSiteTests(dir);
       expect(await siteTestsDrift(dir, st), minor).toEqual([]);
       expect(new Set(st.siteTests.map((s) => s.site)), minor).toEqual(new Set(['A', 'B', 'C', 'D', 'F', 'G', 'H', 'I', 'J']));
-      expect(await exists(path.join(dir, 'doctor', 'cmd', 'kubelet-lxc-doctor', 'main.go')), `${minor}: doctor`).toBe(true);
+      // the doctor: the shared main package with the series' own files over it
+      const doctor = (await doctorFiles(dir)).map((f) => `${f.rel} ${path.relative(path.join(PROJECT_ROOT, 'patches'), f.file)}`);
+      expect(doctor, `${minor}: doctor`).toEqual(
+        expect.arrayContaining([
+          'cmd/kubelet-lxc-doctor/main.go doctor/cmd/kubelet-lxc-doctor/main.go',
+          'cmd/kubelet-lxc-doctor/probe.go doctor/cmd/kubelet-lxc-doctor/probe.go',
+          `cmd/kubelet-lxc-doctor/cadvisor.go ${minor}/doctor/cmd/kubelet-lxc-doctor/cadvisor.go`,
+          `cmd/kubelet-lxc-doctor/release_test.go ${minor}/doctor/cmd/kubelet-lxc-doctor/release_test.go`,
+          `pkg/kubelet/cm/lxc_doctor_linux.go ${minor}/doctor/pkg/kubelet/cm/lxc_doctor_linux.go`,
+        ]),
+      );
+      expect(await readFile(path.join(dir, 'doctor', 'cmd', 'kubelet-lxc-doctor', 'release_test.go'), 'utf8'), minor).toContain(`seriesMinor = "${minor}"`);
       // the series file names its release
       const rel = manifests.find((m) => m.patchesDir === dir)!;
       expect(await readFile(path.join(dir, 'series'), 'utf8')).toMatch(new RegExp(`^# kubelet-lxc patch series for Kubernetes ${rel.data.kubernetes.version.replaceAll('.', '\\.')} `));
     }
+  });
+
+  it("lays a series' doctor files over the shared doctor, a series file replacing a shared one, and names what is missing", async () => {
+    const root = await mkdtemp(path.join(os.tmpdir(), 'doctor-layers-'));
+    const put = async (rel: string, text: string) => {
+      await mkdir(path.dirname(path.join(root, rel)), { recursive: true });
+      await writeFile(path.join(root, rel), text);
+    };
+    const series = path.join(root, 'v1.99');
+    await expect(doctorFiles(series)).rejects.toThrow(/the series .*v1\.99 has no doctor\/ /);
+    await put('v1.99/doctor/pkg/kubelet/cm/lxc_doctor_linux.go', 'series hook');
+    await expect(doctorFiles(series)).rejects.toThrow(/has no cmd\/kubelet-lxc-doctor\/main\.go: neither .*doctor nor .*v1\.99\/doctor holds it/);
+    await put('doctor/cmd/kubelet-lxc-doctor/main.go', 'shared main');
+    await put('doctor/cmd/kubelet-lxc-doctor/probe.go', 'shared probe');
+    await put('doctor/cmd/kubelet-lxc-doctor/README.md', 'not Go');
+    await put('v1.99/doctor/cmd/kubelet-lxc-doctor/probe.go', 'series probe');
+    const files = await doctorFiles(series);
+    expect(files.map((f) => [f.rel, path.relative(root, f.file)])).toEqual([
+      ['cmd/kubelet-lxc-doctor/main.go', 'doctor/cmd/kubelet-lxc-doctor/main.go'],
+      ['cmd/kubelet-lxc-doctor/probe.go', 'v1.99/doctor/cmd/kubelet-lxc-doctor/probe.go'],
+      ['pkg/kubelet/cm/lxc_doctor_linux.go', 'v1.99/doctor/pkg/kubelet/cm/lxc_doctor_linux.go'],
+    ]);
+    await rm(root, { recursive: true, force: true });
   });
 
   it('reads the shipped v1.36 site-tests.json', async () => {

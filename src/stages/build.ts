@@ -3,7 +3,7 @@
 import path from 'node:path';
 import os from 'node:os';
 import { chown, copyFile, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { exists, fileHash, hashFiles, readJson } from '../lib/fsutil.js';
+import { exists, fileHash, hashFiles, hashJson, readJson } from '../lib/fsutil.js';
 import { run } from '../lib/exec.js';
 import { parseVersion } from '../lib/version.js';
 import { isClean } from '../lib/git.js';
@@ -46,22 +46,46 @@ export const DOCTOR_NAME = 'kubelet-lxc-doctor';
 /** Where the doctor's main package goes in the tree (by -overlay only). */
 export const DOCTOR_PACKAGE = 'cmd/kubelet-lxc-doctor';
 
+/** The doctor's layer every series shares: patches/doctor/, beside the series folders. */
+export function sharedDoctorDir(patchesDir: string): string {
+  return path.join(path.dirname(patchesDir), 'doctor');
+}
+
+/** One of the doctor's Go files: its path in the Kubernetes tree, and where it is in this project. */
+export interface DoctorFile {
+  rel: string;
+  file: string;
+}
+
 /**
- * The doctor's Go files of a series (patches/<minor>/doctor/, paths as in the Kubernetes tree):
- * its main package, and small files that export the kubelet's unexported start-path functions
- * to it. They reach the compiler through `go build -overlay` only, so the patched tree and the
- * kubelet built from it never contain them.
+ * The doctor's Go files for a series, paths as in the Kubernetes tree: the shared layer
+ * (patches/doctor/: the main package, the same for every release) with the series' own
+ * doctor/ laid over it (the files that differ per release: where cAdvisor's packages live,
+ * what the tests expect of the release, and small files that export the kubelet's unexported
+ * start-path functions to it); a series file replaces a shared one of the same path. They
+ * reach the compiler through `go build -overlay` only, so the patched tree and the kubelet
+ * built from it never contain them.
  */
-export async function doctorFiles(patchesDir: string): Promise<string[]> {
-  const root = path.join(patchesDir, 'doctor');
-  if (!(await exists(path.join(root, DOCTOR_PACKAGE)))) {
-    throw new StageError(`the series ${patchesDir} has no doctor (${path.join(root, DOCTOR_PACKAGE)}): every series ships one, built from its own tree`, 'build');
+export async function doctorFiles(patchesDir: string): Promise<DoctorFile[]> {
+  const own = path.join(patchesDir, 'doctor');
+  if (!(await exists(own))) {
+    throw new StageError(`the series ${patchesDir} has no doctor/ (${own}): every series ships its release's doctor files, built from its own tree`, 'build');
   }
-  const entries = await readdir(root, { recursive: true, withFileTypes: true });
-  return entries
-    .filter((e) => e.isFile() && e.name.endsWith('.go'))
-    .map((e) => path.relative(root, path.join(e.parentPath, e.name)))
-    .sort();
+  const files = new Map<string, string>();
+  for (const root of [sharedDoctorDir(patchesDir), own]) {
+    if (!(await exists(root))) continue;
+    const entries = await readdir(root, { recursive: true, withFileTypes: true });
+    for (const e of entries) {
+      if (!e.isFile() || !e.name.endsWith('.go')) continue;
+      const file = path.join(e.parentPath, e.name);
+      files.set(path.relative(root, file), file);
+    }
+  }
+  const main = path.join(DOCTOR_PACKAGE, 'main.go');
+  if (!files.has(main)) {
+    throw new StageError(`the doctor of ${patchesDir} has no ${main}: neither ${sharedDoctorDir(patchesDir)} nor ${own} holds it`, 'build');
+  }
+  return [...files].map(([rel, file]) => ({ rel, file })).sort((a, b) => a.rel.localeCompare(b.rel));
 }
 
 interface Job {
@@ -152,8 +176,9 @@ export const buildStage: Stage<'build'> = {
 };
 
 async function doctorHash(ctx: StageContext): Promise<string> {
-  const root = path.join(ctx.manifest.patchesDir, 'doctor');
-  return hashFiles((await doctorFiles(ctx.manifest.patchesDir)).map((f) => path.join(root, f)), root);
+  const parts: [string, string][] = [];
+  for (const f of await doctorFiles(ctx.manifest.patchesDir)) parts.push([f.rel, await fileHash(f.file)]);
+  return hashJson(parts);
 }
 
 function treeCommitOf(job: Job, prev: StageOutputs): string {
@@ -183,15 +208,14 @@ async function compile(ctx: StageContext, engine: EngineName, image: string, goV
  */
 /** The -overlay that lays the series' doctor files over a tree (built by the caller's prepare step). */
 async function doctorOverlay(ctx: StageContext): Promise<{ overlay: string; prepare: GoInBuilderJob['prepare'] }> {
-  const root = path.join(ctx.manifest.patchesDir, 'doctor');
   const files = await doctorFiles(ctx.manifest.patchesDir);
   const overlay = `${OUT}/doctor-src/overlay.json`;
   const prepare: GoInBuilderJob['prepare'] = async ({ hostOut, out, src }) => {
     const replace: Record<string, string> = {};
-    for (const f of files) {
-      await mkdir(path.dirname(path.join(hostOut, 'doctor-src', f)), { recursive: true });
-      await copyFile(path.join(root, f), path.join(hostOut, 'doctor-src', f));
-      replace[path.posix.join(src, f)] = path.posix.join(out, 'doctor-src', f);
+    for (const { rel, file } of files) {
+      await mkdir(path.dirname(path.join(hostOut, 'doctor-src', rel)), { recursive: true });
+      await copyFile(file, path.join(hostOut, 'doctor-src', rel));
+      replace[path.posix.join(src, rel)] = path.posix.join(out, 'doctor-src', rel);
     }
     await writeFile(path.join(hostOut, 'doctor-src', 'overlay.json'), JSON.stringify({ Replace: replace }));
     if ((process.getuid?.() ?? 0) === 0) await chownTree(path.join(hostOut, 'doctor-src'), BUILDER_UID);
@@ -222,7 +246,7 @@ export async function testDoctor(ctx: StageContext, o: { engine: EngineName; ima
   });
   try {
     const res = await run(testBinary, ['-test.count=1', '-test.v'], { reject: false, signal: ctx.signal, onLine: (l) => ctx.log.detail(l) });
-    if (res.exitCode !== 0) throw new StageError(`kubelet-lxc-doctor's tests failed (${path.join(ctx.manifest.patchesDir, 'doctor', DOCTOR_PACKAGE)}):\n${res.all.split('\n').filter((l) => /^(--- FAIL|\s+\S+_test\.go:\d+:|FAIL)/.test(l)).join('\n')}`, 'build');
+    if (res.exitCode !== 0) throw new StageError(`kubelet-lxc-doctor's tests failed (${path.join(sharedDoctorDir(ctx.manifest.patchesDir), DOCTOR_PACKAGE)} with ${path.join(ctx.manifest.patchesDir, 'doctor', DOCTOR_PACKAGE)} over it):\n${res.all.split('\n').filter((l) => /^(--- FAIL|\s+\S+_test\.go:\d+:|FAIL)/.test(l)).join('\n')}`, 'build');
     const passed = (res.stdout.match(/^--- PASS/gm) ?? []).length;
     ctx.log.info(`build: kubelet-lxc-doctor's tests passed (${passed})`);
     return passed;

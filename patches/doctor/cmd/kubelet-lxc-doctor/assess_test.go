@@ -135,17 +135,18 @@ func TestLXCDoctorNeighbouringBlockers(t *testing.T) {
 }
 
 // KubeletInUserNamespace, when the configuration leaves it out, is what this release's kubelet
-// takes: on since Kubernetes 1.37 (beta). The doctor judges /dev/kmsg and the tunable writes in a user namespace by it.
+// takes (userNamespaceGateDefault, in the series' release_test.go: off before Kubernetes 1.37,
+// on since). The doctor judges /dev/kmsg and the tunable writes in a user namespace by it.
 func TestLXCDoctorUserNamespaceGateDefault(t *testing.T) {
-	if got := (kubeletConfig{}).userNamespaceGate(); got != true {
-		t.Fatalf("KubeletInUserNamespace unset: got %v, want true in v1.37", got)
+	if got := (kubeletConfig{}).userNamespaceGate(); got != userNamespaceGateDefault {
+		t.Fatalf("KubeletInUserNamespace unset: got %v, want %v in %s", got, userNamespaceGateDefault, seriesMinor)
 	}
-	if (kubeletConfig{FeatureGates: map[string]bool{"KubeletInUserNamespace": !true}}).userNamespaceGate() != !true {
+	if (kubeletConfig{FeatureGates: map[string]bool{"KubeletInUserNamespace": !userNamespaceGateDefault}}).userNamespaceGate() != !userNamespaceGateDefault {
 		t.Fatalf("an explicit setting must win over the default")
 	}
 	userns := environment{UserNamespace: true, CgroupV2: true, Controllers: []string{"cpu", "cpuset", "memory", "pids"}}
 	r := assess(observations{NumCores: 2, NumCoresUsed: 2, Env: userns, KmsgErr: "open /dev/kmsg: no such file or directory"}, kubeletConfig{})
-	if r.Verdict.Stock.Starts != true || r.Verdict.Patched.Starts != true {
-		t.Fatalf("no /dev/kmsg in a user namespace, gate unset: stock starts %v, patched starts %v; want %v", r.Verdict.Stock.Starts, r.Verdict.Patched.Starts, true)
+	if r.Verdict.Stock.Starts != userNamespaceGateDefault || r.Verdict.Patched.Starts != userNamespaceGateDefault {
+		t.Fatalf("no /dev/kmsg in a user namespace, gate unset: stock starts %v, patched starts %v; want %v", r.Verdict.Stock.Starts, r.Verdict.Patched.Starts, userNamespaceGateDefault)
 	}
 }

@@ -26,10 +26,6 @@ import (
 	"sync"
 
 	"github.com/go-logr/logr"
-	"github.com/google/cadvisor/fs"
-	"github.com/google/cadvisor/machine"
-	"github.com/google/cadvisor/utils/oomparser"
-	"github.com/google/cadvisor/utils/sysfs"
 	"github.com/moby/sys/mountinfo"
 	"github.com/moby/sys/userns"
 	"github.com/opencontainers/cgroups"
@@ -194,9 +190,9 @@ type environment struct {
 }
 
 // noFsInfo stands in when cAdvisor cannot list file systems (machine.Info only logs that).
-type noFsInfo struct{ fs.FsInfo }
+type noFsInfo struct{ cadvisorFsInfo }
 
-func (noFsInfo) GetGlobalFsInfo() ([]fs.Fs, error) {
+func (noFsInfo) GetGlobalFsInfo() ([]cadvisorFs, error) {
 	return nil, fmt.Errorf("no file system information")
 }
 
@@ -211,21 +207,21 @@ func probe(cfg kubeletConfig) observations {
 
 	// cadvisor.New -> manager.New -> machine.Info
 	c.setPhase("machine")
-	sysFs := sysfs.NewRealSysFs()
+	sysFs := newRealSysFs()
 	inHostNamespace := true
 	if _, err := os.Stat("/rootfs/proc"); err == nil {
 		inHostNamespace = false
 	}
-	var fsInfo fs.FsInfo = noFsInfo{}
-	if f, err := fs.NewFsInfo(fs.Context{}); err == nil {
+	var fsInfo cadvisorFsInfo = noFsInfo{}
+	if f, err := newFsInfo(cadvisorFsContext{}); err == nil {
 		fsInfo = f
 	}
-	info, err := machine.Info(sysFs, fsInfo, inHostNamespace)
+	info, err := machineInfo(sysFs, fsInfo, inHostNamespace)
 	if err != nil {
 		o.MachineErr = err.Error()
 		// the CPU topology is read after the failing part: read it on its own, for the report
 		c.setPhase("machine-topology")
-		if _, n, err := machine.GetTopology(sysFs); err == nil {
+		if _, n, err := machineTopology(sysFs); err == nil {
 			o.NumCores = n
 		}
 	} else {
@@ -253,7 +249,7 @@ func probe(cfg kubeletConfig) observations {
 	}
 	// NewMainKubelet: the OOM watcher reads /dev/kmsg
 	c.setPhase("kmsg")
-	if p, err := oomparser.New(); err != nil {
+	if p, err := newOomParser(); err != nil {
 		o.KmsgErr = err.Error()
 	} else {
 		_ = p
