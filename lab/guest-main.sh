@@ -120,13 +120,18 @@ EOF
   # root, <base>), and everything the container writes to belongs to <base> too.
   template=$S/lab/lxc.conf.in
   lower=/run/lab/lower
+  idmap_failed=""
   if [ -f "$S/profiles/$profile.idmap" ]; then
     read -r idbase idsize <"$S/profiles/$profile.idmap"
     template=$S/profiles/$profile.conf.in
     lower=/run/lab/lower-$idbase
     if ! mountpoint -q "$lower"; then
       mkdir -p "$lower"
-      mount --bind -o "ro,X-mount.idmap=b:0:$idbase:$idsize" /run/lab/lower "$lower" || echo "end_reason=idmap-failed" >>"$RUN/out/result.env"
+      if ! mount --bind -o "ro,X-mount.idmap=b:0:$idbase:$idsize" /run/lab/lower "$lower"; then
+        # without the id-mapped root the container would start on an empty folder: end the run here
+        echo "end_reason=idmap-failed" >>"$RUN/out/result.env"
+        idmap_failed=1
+      fi
     fi
     chown "$idbase:$idbase" "$CT/upper"
     chown -R "$idbase:$idbase" "$RUN" "$VAR"
@@ -134,7 +139,9 @@ EOF
   fi
   t0=$(date +%s.%3N)
   echo "$t0 container-start" >"$RUN/out/guest-events"
-  if mount -t overlay lab-ct -o "lowerdir=$lower,upperdir=$CT/upper,workdir=$CT/work" "$CT/rootfs"; then
+  if [ -n "$idmap_failed" ]; then
+    : # the run ends without a container; result.env says why
+  elif mount -t overlay lab-ct -o "lowerdir=$lower,upperdir=$CT/upper,workdir=$CT/work" "$CT/rootfs"; then
     mkdir -p /var/lib/lxc/lab
     sed -e "s|@NAME@|lab|g" -e "s|@ROOTFS@|$CT/rootfs|g" -e "s|@RUNDIR@|$RUN|g" -e "s|@VARDIR@|$VAR|g" \
       "$template" >/var/lib/lxc/lab/config

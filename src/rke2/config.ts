@@ -37,8 +37,9 @@ export const LXC_KUBELET_ARGS: LxcArg[] = [
     why: [
       'Only in an unprivileged container (a user namespace, Proxmox unprivileged: 1): tolerate the',
       'sysctl writes and the /dev/kmsg access such a container is denied; without it the kubelet',
-      'exits at "open /dev/kmsg" (the lab runs both cases). Alpha gate, off by default before',
-      'Kubernetes 1.37, and inert outside a user namespace. Not needed in a privileged container.',
+      'exits at "open /dev/kmsg" (the lab runs both cases). Off by default before Kubernetes 1.37',
+      '(alpha), on since (beta; the line then only makes it explicit); inert outside a user',
+      'namespace. Not needed in a privileged container.',
       '"+=" adds the gate to the --feature-gates RKE2 sets itself instead of replacing them.',
     ],
     active: false,

@@ -75,6 +75,9 @@ export function lxcSettings(kind: ContainerKind): readonly LxcSetting[] {
   return kind === 'privileged' ? PRIVILEGED_LXC_SETTINGS : UNPRIVILEGED_LXC_SETTINGS;
 }
 
+/** The id map's base and size of an unprivileged container, as Proxmox writes it. */
+export const UNPRIVILEGED_ID_MAP = { base: 100000, size: 65536 } as const;
+
 /**
  * The LXC lines Proxmox generates itself for an unprivileged container with nesting (pve-container:
  * the id map, LXC's userns.conf; nesting.conf mounts an unobstructed proc and sys under
@@ -84,12 +87,8 @@ export function lxcSettings(kind: ContainerKind): readonly LxcSetting[] {
 export const PROXMOX_GENERATED_UNPRIVILEGED: readonly string[] = [
   'lxc.include = /usr/share/lxc/config/userns.conf',
   'lxc.include = /usr/share/lxc/config/nesting.conf',
-  'lxc.idmap = u 0 100000 65536',
-  'lxc.idmap = g 0 100000 65536',
+  ...(['u', 'g'] as const).map((kind) => `lxc.idmap = ${kind} 0 ${UNPRIVILEGED_ID_MAP.base} ${UNPRIVILEGED_ID_MAP.size}`),
 ];
-
-/** The id map's base and size of an unprivileged container (PROXMOX_GENERATED_UNPRIVILEGED). */
-export const UNPRIVILEGED_ID_MAP = { base: 100000, size: 65536 } as const;
 
 /** For /etc/pve/lxc/<id>.conf: each setting after a comment line with its reason (Proxmox takes no comment after a value). */
 export function renderProxmoxConfig(kind: ContainerKind = 'privileged'): string {
