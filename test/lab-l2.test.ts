@@ -2,16 +2,17 @@
 // expression ginkgo gets, JUnit as ginkgo writes it, node quantities, and how an L2 run is judged
 // and shown (a stock kubelet that never gets its node Ready is the negative control).
 import { describe, expect, it } from 'vitest';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { conformanceCodenames, conformanceKey, imageTagsOf, loadConformanceList, NEEDS_KVM, testsInTree, testsOfTier } from '../src/lab/l2/conformance.js';
-import { cpusetCount, E2E_SUITE_NAME, focusRegex, l2RunPassed, quantityBytes, type L2RunResult } from '../src/lab/l2/driver.js';
+import { cpusetCount, E2E_SUITE_NAME, flakeAttemptsArgs, focusRegex, l2RunPassed, quantityBytes, type L2RunResult } from '../src/lab/l2/driver.js';
 import { imageRefsFrom, retagImageRefs } from '../src/lab/l2/images.js';
-import { parseJunit } from '../src/lib/junit.js';
+import { parseJunit, writeJunit } from '../src/lib/junit.js';
 import { withL2 } from '../src/lab/results.js';
 import { labVerdict, renderReport } from '../src/lab/index.js';
 import type { LabProfileSummary, LabReport, LabRun } from '../src/lab/types.js';
+import { PROJECT_ROOT } from '../src/manifest.js';
 
 describe('conformance list', () => {
   const list = loadConformanceList();
@@ -162,6 +163,28 @@ In [It] at: pods.go:1</failure></testcase>
     ]);
     expect(() => parseJunit('<html></html>')).toThrow('not a JUnit report');
   });
+
+  it('reads a retried spec (ginkgo --flake-attempts) as passed on its second attempt with the first failure, and a message the e2e suite leaves out of the attribute', () => {
+    // written by real ginkgo v2 (test/fixtures/ginkgo/flake_test.go.txt says how)
+    const xml = readFileSync(path.join(PROJECT_ROOT, 'test', 'fixtures', 'ginkgo', 'junit-flake-attempts.xml'), 'utf8');
+    const cases = parseJunit(xml);
+    expect(cases.map((c) => [c.name, c.status, c.attempts])).toEqual([
+      ['[sig-node] Pods should pass on its second attempt [Conformance]', 'passed', 2],
+      ['[sig-node] Pods should always fail [Conformance]', 'failed', 2],
+      ['[sig-node] Pods should pass [Conformance]', 'passed', undefined],
+    ]);
+    expect(cases[0]!.message).toMatch(/^failed to open websocket\nExpected\n\s+<string>: bad status/);
+    expect(cases[1]!.message).toMatch(/^never\nExpected/);
+    expect(cases[2]!.message).toBeUndefined();
+    // the e2e suite writes <failure message=""> with the text inside
+    const e2eStyle = xml.replace(/message="never[^"]*"/, 'message=""');
+    expect(e2eStyle).not.toBe(xml);
+    expect(parseJunit(e2eStyle)[1]!.message).toMatch(/^never\nExpected/);
+    // what the lab writes for a release says the retry
+    const out = parseJunit(writeJunit([{ name: 'run', cases }]));
+    expect(out.map((c) => c.status)).toEqual(['passed', 'failed', 'passed']);
+    expect(writeJunit([{ name: 'run', cases }])).toContain('passed on attempt 2; attempt 1 failed: failed to open websocket');
+  });
 });
 
 describe('node quantities', () => {
@@ -306,6 +329,18 @@ describe('judging an L2 run', () => {
     expect(text2).toMatch(/^all\s+patched\s+pass\s+pass\s+starts\s+80 s\s+95 s\s+1\/1\s+1\/1 \(full\) \+1 needs KVM\s+0/m);
     expect(text2).toMatch(/^ {2}t2\s+needs KVM\s+0$/m);
     expect(text2).toContain('  t2: a 10m CPU limit');
+
+    // under TCG a failed test gets a second attempt (and only there); a pass on it says so, with the first failure
+    expect(flakeAttemptsArgs('tcg')).toEqual(['--flake-attempts=2']);
+    expect(flakeAttemptsArgs('kvm')).toEqual([]);
+    const retried = withL2(l1Run({ id: '04-all-patched', profile: 'all', kubelet: 'patched', containerManagerStarted: true, containerManagerFailed: false, firstError: null }), l2Result({
+      conformance: { tier: 'ci', results: [{ name: 't1', result: 'passed', seconds: 20 }, { name: 't2', result: 'passed', seconds: 144, attempts: 2, message: 'Timed out after 120.001s.' }], seconds: 30, junit: '/j.xml', exitCode: 0 },
+    }));
+    const withRetry = { ...base, runs: [runs[0]!, runs[1]!, stockAll, retried] };
+    const text3 = renderReport({ ...withRetry, verdict: labVerdict(withRetry) } as LabReport);
+    expect(text3).toMatch(/^kubelet-lxc lab \(smoke L2: server node\): PASS$/m);
+    expect(text3).toMatch(/^ {2}t2\s+passed on attempt 2\s+144$/m);
+    expect(text3).toContain('  t2: attempt 1 failed: Timed out after 120.001s.');
   });
 });
 
@@ -332,12 +367,15 @@ describe('e2e progress', () => {
     const one = ['------------------------------', '[sig-node] Pods should get a host IP [NodeConformance] [Conformance]', 'k8s.io/kubernetes/test/e2e/common/node/pods.go:205', '  STEP: Creating a kubernetes client', '• [52.030 seconds]'];
     const failed = ['------------------------------', '[sig-node] Pod InPlace Resize x [Conformance]', '  [FAILED] in [BeforeEach] - framework.go:372', '• [FAILED] [132.656 seconds]'];
     const parallel = ['------------------------------', '• [39.756 seconds]', '[sig-storage] ConfigMap should be consumable from pods in volume [NodeConformance] [Conformance]', 'k8s.io/kubernetes/test/e2e/common/storage/configmap_volume.go:47'];
-    for (const l of [...one, ...failed, ...parallel, '------------------------------', '• [1.000 seconds]']) p.line(l);
+    // a pass on the second attempt, as ginkgo v2 prints it (test/fixtures/ginkgo)
+    const flaky = ['------------------------------', '↺ [FLAKEY TEST - TOOK 2 ATTEMPTS TO PASS] [144.100 seconds]', '[sig-node] Pods should support retrieving logs from the container over websockets [NodeConformance] [Conformance]'];
+    for (const l of [...one, ...failed, ...parallel, ...flaky, '------------------------------', '• [1.000 seconds]']) p.line(l);
     p.flush();
     expect(seen).toEqual([
       { result: 'passed', seconds: 52.03, name: '[sig-node] Pods should get a host IP [NodeConformance] [Conformance]' },
       { result: 'failed', seconds: 132.656, name: '[sig-node] Pod InPlace Resize x [Conformance]' },
       { result: 'passed', seconds: 39.756, name: '[sig-storage] ConfigMap should be consumable from pods in volume [NodeConformance] [Conformance]' },
+      { result: 'passed on attempt 2', seconds: 144.1, name: '[sig-node] Pods should support retrieving logs from the container over websockets [NodeConformance] [Conformance]' },
       { result: 'passed', seconds: 1 },
     ]);
   });

@@ -364,7 +364,13 @@ async function writeLabReport(o: {
       .filter((r) => r.l2?.conformance)
       .map((r) => ({
         name: `${r.id} (Kubernetes ${kubeletInfo[r.kubelet].version.replace(/^Kubernetes /, '')}, profile ${r.profile})`,
-        cases: r.l2!.conformance!.results.map((t) => ({ name: t.name, status: (t.result === 'not run' || t.result === NEEDS_KVM ? 'skipped' : t.result) as JunitStatus, seconds: t.seconds, ...(t.message ? { message: t.message } : {}) })),
+        cases: r.l2!.conformance!.results.map((t) => ({
+          name: t.name,
+          status: (t.result === 'not run' || t.result === NEEDS_KVM ? 'skipped' : t.result) as JunitStatus,
+          seconds: t.seconds,
+          ...(t.message ? { message: t.message } : {}),
+          ...(t.attempts ? { attempts: t.attempts } : {}),
+        })),
       }));
     await writeFileAtomic(join(outDir, CONFORMANCE_JUNIT), writeJunit(suites));
     await writeFileAtomic(join(outDir, CONFORMANCE_TABLE), `${renderConformance(report)}\n`);

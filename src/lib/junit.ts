@@ -10,8 +10,10 @@ export interface JunitCase {
   name: string;
   status: JunitStatus;
   seconds: number;
-  /** the failure message (first lines), when it did not pass */
+  /** the failure message (first lines), when it did not pass; for a pass after a retry, the first attempt's */
   message?: string;
+  /** how many times ginkgo ran it, when more than once (--flake-attempts) */
+  attempts?: number;
 }
 
 const asArray = <T>(v: T | T[] | undefined): T[] => (v === undefined ? [] : Array.isArray(v) ? v : [v]);
@@ -31,10 +33,22 @@ export function parseJunit(xml: string): JunitCase[] {
       const messageOf = (f: typeof failure): string | undefined => {
         if (f === undefined) return undefined;
         if (typeof f === 'string') return f;
-        return String(f.message ?? f['#text'] ?? '');
+        // the e2e suite leaves the message attribute empty (OmitFailureMessageAttr): the text has it
+        return String(f.message || f['#text'] || '').replace(/^\[FAILED\]\s*/, '');
       };
-      const message = messageOf(failure);
-      out.push({ name, status, seconds: Number(c.time ?? 0), ...(message ? { message: message.split('\n').slice(0, 6).join('\n').slice(0, 600) } : {}) });
+      // a retried spec's timeline (system-err) says "Attempt #N Failed.  Retrying" per failed attempt
+      const timeline = typeof c['system-err'] === 'string' ? c['system-err'] : '';
+      const retries = [...timeline.matchAll(/^Attempt #(\d+) Failed\./gm)].map((m) => Number(m[1]));
+      const attempts = retries.length ? Math.max(...retries) + 1 : 1;
+      const firstFailure = /\[FAILED\] Failure recorded during attempt 1:\n([\s\S]*?)(?:\nIn \[|\n< Exit|$)/.exec(timeline)?.[1];
+      const message = messageOf(failure) ?? (attempts > 1 ? firstFailure : undefined);
+      out.push({
+        name,
+        status,
+        seconds: Number(c.time ?? 0),
+        ...(message ? { message: message.split('\n').slice(0, 6).join('\n').slice(0, 600) } : {}),
+        ...(attempts > 1 ? { attempts } : {}),
+      });
     }
   }
   return out;
@@ -68,6 +82,8 @@ export function writeJunit(suites: { name: string; cases: JunitCase[] }[]): stri
             '@_status': k.status,
             '@_time': k.seconds.toFixed(3),
             ...(k.status === 'skipped' ? { skipped: '' } : k.status !== 'passed' ? { failure: { '@_message': k.message ?? k.status, '#text': k.message ?? k.status } } : {}),
+            // a pass on a later attempt says so, with what the first attempt met
+            ...(k.status === 'passed' && k.attempts ? { 'system-out': `passed on attempt ${k.attempts}${k.message ? `; attempt 1 failed: ${k.message}` : ''}` } : {}),
           })),
         };
       }),
