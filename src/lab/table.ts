@@ -2,6 +2,7 @@
 import { NEEDS_KVM } from './l2/conformance.js';
 import type { LabReport, LabRun } from './types.js';
 import { kubeletStarted } from './verdict.js';
+import { passedOnAttempt } from '../lib/junit.js';
 
 const yes = (b: boolean): string => (b ? 'yes' : 'no');
 
@@ -113,7 +114,7 @@ export function renderConformance(report: Pick<LabReport, 'runs'>): string {
     const c = r.l2?.conformance;
     if (!c) continue;
     out.push(`conformance, ${r.id} (tier ${c.tier}, ${c.seconds} s):`);
-    const result = (t: (typeof c.results)[number]) => (t.attempts && t.result === 'passed' ? `passed on attempt ${t.attempts}` : t.result);
+    const result = (t: (typeof c.results)[number]) => (t.attempts && t.result === 'passed' ? passedOnAttempt(t.attempts) : t.result);
     out.push(pad([['  test', 'result', 'seconds'], ...c.results.map((t) => [`  ${t.name}`, result(t), String(Math.round(t.seconds * 10) / 10)])]));
     for (const t of c.results.filter((x) => (x.result !== 'passed' || x.attempts) && x.message)) {
       out.push(`  ${t.name}: ${t.result === 'passed' ? 'attempt 1 failed: ' : ''}${t.message!.split('\n')[0]}`);

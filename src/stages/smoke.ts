@@ -148,9 +148,9 @@ export async function runLabFor(ctx: StageContext, prev: StageOutputs, req: LabR
     let tests;
     try {
       const version = ctx.manifest.data.kubernetes.version;
-      const demoted = testsOfTier(list, tier).filter((t) => leftConformanceBy(t, version));
-      for (const t of demoted) ctx.log.info(`lab: not run on ${version}, no longer a conformance test since ${t.leftConformance!.in}: ${t.name}`);
-      tests = testsInTree(testsOfTier(list, tier, version), codenames, version);
+      const tierTests = testsOfTier(list, tier);
+      for (const t of tierTests.filter((x) => leftConformanceBy(x, version))) ctx.log.info(`lab: not run on ${version}, no longer a conformance test since ${t.leftConformance!.in}: ${t.name}`);
+      tests = testsInTree(tierTests.filter((x) => !leftConformanceBy(x, version)), codenames, version);
     } catch (e) {
       throw new StageError((e as Error).message, 'smoke');
     }

@@ -5,7 +5,7 @@
 import path from 'node:path';
 import { mkdir, readFile, readdir, writeFile } from 'node:fs/promises';
 import { run, spawnChild } from '../../lib/exec.js';
-import { parseJunit, type JunitCase } from '../../lib/junit.js';
+import { parseJunit, passedOnAttempt, type JunitCase } from '../../lib/junit.js';
 import { NODE_NAME } from './pki.js';
 import { NEEDS_KVM, type ConformanceTest } from './conformance.js';
 
@@ -454,7 +454,7 @@ export class SpecProgress {
     // "↺ [FLAKEY TEST - TOOK 2 ATTEMPTS TO PASS]": a pass on a later attempt (--flake-attempts)
     const done = /^(?:[•↺]\s*)?(•|\[(FAILED|PANICKED|TIMEDOUT|INTERRUPTED)\]|\[FLAKEY TEST - TOOK (\d+) ATTEMPTS TO PASS\])\s*\[([\d.]+) seconds\]/.exec(t);
     if (done) {
-      const result = done[1] === '•' ? 'passed' : done[3] ? `passed on attempt ${done[3]}` : done[2]!.toLowerCase();
+      const result = done[1] === '•' ? 'passed' : done[3] ? passedOnAttempt(done[3]) : done[2]!.toLowerCase();
       const seconds = Number(done[4]);
       if (this.spec) this.onDone({ result, seconds, name: this.spec });
       else this.pending = { result, seconds };
