@@ -57,13 +57,19 @@ state kine-ready
   --allow-privileged=true --profiling=false --endpoint-reconciler-type=lease \
   >"$O/kube-apiserver.log" 2>&1 &
 APID=$!
+# readyz-waits.log: when each readiness check the apiserver still failed changed (where its start
+# spends the time)
 i=0
-until curl -fsk --max-time 5 https://127.0.0.1:6443/readyz >/dev/null 2>&1; do
+waiting=-
+until curl -sk --max-time 5 'https://127.0.0.1:6443/readyz?verbose' >"$O/readyz.txt" 2>&1 && grep -qx 'readyz check passed' "$O/readyz.txt"; do
+  failing=$(grep '^\[-\]' "$O/readyz.txt" | cut -d' ' -f1 | tr '\n' ' ')
+  [ "$failing" = "$waiting" ] || { waiting=$failing; echo "$(now) ${failing:-(no answer)}" >>"$O/readyz-waits.log"; }
   i=$((i + 1))
   kill -0 "$APID" 2>/dev/null || { state setup-failed-apiserver; finish setup-failed-apiserver; }
   [ "$i" -le "$APISERVER_BUDGET" ] || { state setup-failed-apiserver; finish setup-failed-apiserver; }
   sleep 1
 done
+echo "$(now) ready" >>"$O/readyz-waits.log"
 state apiserver-ready
 "$B/kube-controller-manager" \
   --kubeconfig="$P/controller-manager.kubeconfig" \
