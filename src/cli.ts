@@ -9,9 +9,8 @@ import { createLogger, type Logger } from './lib/progress.js';
 import { runPipeline, selectStages } from './runner.js';
 import { STAGE_NAMES, StageError, distDir, workPaths, type PipelineOptions, type SourceKind, type StageContext, type StageName } from './stages/types.js';
 import { chooseSource } from './stages/source.js';
-import { EngineError, ensureBuilderImage, resolveEngine } from './lib/engine.js';
-import { ManifestError } from './manifest.js';
-import { cancelCommandsOn, CommandError, redactUrls, run } from './lib/exec.js';
+import { ensureBuilderImage, resolveEngine } from './lib/engine.js';
+import { cancelCommandsOn, redactUrls, run } from './lib/exec.js';
 import { pinRelease } from './pin.js';
 import { formatRebase, rebaseSeries } from './rebase.js';
 import { applyUpstreamWatch, formatPlan, planUpstreamWatch } from './upstream-watch.js';
@@ -20,12 +19,13 @@ import { selectProfiles, loadProfiles } from './lab/profiles.js';
 import { runLabFor } from './stages/smoke.js';
 import { runSeriesMatrix } from './stages/smoke/matrix.js';
 import { DOCTOR_NAME } from './stages/build.js';
-import { runPublish, formatReport, PublishError } from './publish/index.js';
+import { runPublish, formatReport } from './publish/index.js';
 import { installBundle, InstallError, RUNTIME_IMAGE_REPO, type InstallReport } from './rke2/index.js';
-import { KVM_ENV, KVM_MODES, kvmModeFrom, LAB_LEVELS, LabSetupError, type LabLevel } from './lab/index.js';
+import { KVM_ENV, KVM_MODES, kvmModeFrom, LAB_LEVELS, type LabLevel } from './lab/index.js';
 import { CONFORMANCE_TIERS, type ConformanceTier } from './lab/l2/conformance.js';
 import { addArtifacts, ArtifactListError, readArtifactLists, writeChecksums } from './stages/package/artifacts.js';
 import { exists } from './lib/fsutil.js';
+import { describeError, ERRNO_WORDS } from './error-report.js';
 import { CONTAINER_KINDS, type ContainerKind, lxcSettings, PROXMOX_OPTIONS, renderProxmoxConfig } from './rke2/lxc-settings.js';
 
 /** The platform the LXC lab runs its kubelets on (its qemu guest is x86_64). */
@@ -128,7 +128,6 @@ function parseLabLevels(v: boolean | string | undefined): LabLevel[] {
   return [...new Set(levels)] as LabLevel[];
 }
 
-const ERRNO_WORDS: Record<string, string> = { EROFS: 'read-only file system', EACCES: 'permission denied', EPERM: 'operation not permitted', ENOTDIR: 'a part of the path is a file', ENOSPC: 'the disk is full' };
 
 /** A folder the run will write (--workdir, --cache-dir): a directory this user can write, or one that can be made. */
 async function checkWritableDir(dir: string, flag: string): Promise<void> {
@@ -576,41 +575,6 @@ function formatInstallReport(r: InstallReport): string {
     return lines.join('\n');
   }
   return `${r.action}: ${r.kubeletPath} (${r.kubeletVersion})`;
-}
-
-/** What main prints for a failure: the message (URLs redacted), the stage it came from, the fix when known. */
-interface ErrorReport {
-  error: string;
-  stage: string | null;
-  hint: string | null;
-}
-
-const KNOWN_ERRORS = [StageError, EngineError, ManifestError, CommandError, PublishError, InstallError, LabSetupError];
-
-function describeError(err: unknown): ErrorReport {
-  if (err instanceof CommanderError) {
-    return { error: err.message.replace(/^error: /, ''), stage: 'cli', hint: 'kubelet-lxc <command> --help lists the options' };
-  }
-  if (err instanceof StageError) return { error: redactUrls(err.message), stage: err.stage, hint: typeof err.details?.hint === 'string' ? redactUrls(err.details.hint) : null };
-  if (err instanceof EngineError) return { error: redactUrls(err.message), stage: null, hint: err.hint ? redactUrls(err.hint) : null };
-  if (KNOWN_ERRORS.some((k) => err instanceof k)) return { error: redactUrls((err as Error).message), stage: null, hint: null };
-  const errno = err as NodeJS.ErrnoException;
-  if (errno.code === 'ENOSPC') {
-    return {
-      error: `the disk is full${errno.path ? ` (writing ${errno.path})` : ''}: free space (work/ and its cache hold the trees and builds; docker system df shows the engine's share) and rerun; finished artifacts are intact, unfinished ones were not kept`,
-      stage: null,
-      hint: 'free disk space and rerun',
-    };
-  }
-  if (errno.code === 'EACCES' || errno.code === 'EROFS' || errno.code === 'ENOTDIR' || errno.code === 'EPERM') {
-    return {
-      error: `cannot write ${errno.path ?? 'a file'} (${ERRNO_WORDS[errno.code]}): give --workdir and --cache-dir directories this user can write`,
-      stage: null,
-      hint: 'give --workdir and --cache-dir directories this user can write',
-    };
-  }
-  // a message for the user; the stack only when asked for
-  return { error: redactUrls(err instanceof Error ? err.message : String(err)), stage: null, hint: null };
 }
 
 /** Whether the command line asks for JSON (before a "--", whatever the command). */

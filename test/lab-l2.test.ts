@@ -1,8 +1,8 @@
 // The L2 lab's pure parts: the curated conformance list against itself and its tiers, the focus
 // expression ginkgo gets, JUnit as ginkgo writes it, node quantities, and how an L2 run is judged
 // and shown (a stock kubelet that never gets its node Ready is the negative control).
-import { describe, expect, it } from 'vitest';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { afterAll, describe, expect, it } from 'vitest';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { conformanceCodenames, conformanceKey, imageTagsOf, loadConformanceList, NEEDS_KVM, testsInTree, testsOfTier } from '../src/lab/l2/conformance.js';
@@ -13,6 +13,17 @@ import { withL2 } from '../src/lab/results.js';
 import { labVerdict, renderReport } from '../src/lab/index.js';
 import type { LabProfileSummary, LabReport, LabRun } from '../src/lab/types.js';
 import { PROJECT_ROOT } from '../src/manifest.js';
+
+// folders for broken copies of the list, removed at the end
+const scratch: string[] = [];
+function scratchDir(): string {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'kubelet-lxc-test-conf-'));
+  scratch.push(dir);
+  return dir;
+}
+afterAll(() => {
+  for (const d of scratch) rmSync(d, { recursive: true, force: true });
+});
 
 describe('conformance list', () => {
   const list = loadConformanceList();
@@ -39,7 +50,7 @@ describe('conformance list', () => {
     }
     const bad = structuredClone(list);
     bad.included.find((t) => t.tier === 'ci')!.needsKvm = 'too slow';
-    const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'conf-')), 'conformance.json');
+    const file = path.join(scratchDir(), 'conformance.json');
     writeFileSync(file, JSON.stringify(bad));
     expect(() => loadConformanceList(file)).toThrow(/a test that needs KVM cannot be in the ci tier: /);
   });
@@ -57,7 +68,7 @@ describe('conformance list', () => {
     expect(testsOfTier(list, 'ci', 'v1.37.1')).toEqual(testsOfTier(list, 'ci'));
     const bad = structuredClone(list);
     bad.included.find((t) => t.tier === 'ci')!.leftConformance = { in: '1.38', how: 'demoted' };
-    const file = path.join(mkdtempSync(path.join(os.tmpdir(), 'conf-')), 'conformance.json');
+    const file = path.join(scratchDir(), 'conformance.json');
     writeFileSync(file, JSON.stringify(bad));
     expect(() => loadConformanceList(file)).toThrow(/a test some release no longer has cannot be in the ci tier: /);
     bad.included.find((t) => t.tier === 'ci')!.leftConformance = { in: 'v1.38', how: 'demoted' };

@@ -1,11 +1,22 @@
 // The release manifest: schema errors name the field; the newest manifest is the default.
-import { describe, expect, it } from 'vitest';
-import { mkdtemp, writeFile } from 'node:fs/promises';
+import { afterAll, describe, expect, it } from 'vitest';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import { ManifestError, listManifests, parseManifest, resolveManifest } from '../src/manifest.js';
 import { runCli } from './helpers/fixture.js';
 import { minorAtLeast } from '../src/lib/version.js';
+
+// folders of test manifests, removed at the end
+const scratch: string[] = [];
+async function scratchDir(prefix: string): Promise<string> {
+  const dir = await mkdtemp(path.join(os.tmpdir(), prefix));
+  scratch.push(dir);
+  return dir;
+}
+afterAll(async () => {
+  for (const d of scratch) await rm(d, { recursive: true, force: true });
+});
 
 const valid = {
   schema: 1,
@@ -54,7 +65,7 @@ describe('release manifest', () => {
   });
 
   it('picks the newest release as the default and lists them', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'kubelet-lxc-releases-'));
+    const dir = await scratchDir('kubelet-lxc-releases-');
     await writeFile(path.join(dir, 'v1.36.4.json'), JSON.stringify(valid));
     await writeFile(path.join(dir, 'v1.36.10.json'), JSON.stringify({ ...valid, kubernetes: { ...valid.kubernetes, version: 'v1.36.10' }, stamp: { version: 'v1.36.10+rke2r1' }, rke2: { version: 'v1.36.10+rke2r1', runtimeImage: 'r:x' } }));
     expect(listManifests(dir).map((m) => m.id)).toEqual(['v1.36.10', 'v1.36.4']);
@@ -64,7 +75,7 @@ describe('release manifest', () => {
   });
 
   it('an exact id wins over a copy of the same version, the copy is never the default, and an ambiguous version is an error', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'kubelet-lxc-releases-copy-'));
+    const dir = await scratchDir('kubelet-lxc-releases-copy-');
     await writeFile(path.join(dir, 'v1.36.4.json'), JSON.stringify(valid));
     await writeFile(path.join(dir, 'v1.36.4-copy.json'), JSON.stringify(valid));
     expect(resolveManifest('v1.36.4', dir).id).toBe('v1.36.4');
@@ -74,7 +85,7 @@ describe('release manifest', () => {
     // the stamp version matches both, and is no manifest's id
     expect(() => resolveManifest('v1.36.4+rke2r1', dir)).toThrow(/"v1\.36\.4\+rke2r1" matches 2 release manifests in .*: v1\.36\.4, v1\.36\.4-copy; give one of these ids with --release/);
     // without a manifest named after the version, the newest version is ambiguous too
-    const two = await mkdtemp(path.join(os.tmpdir(), 'kubelet-lxc-releases-two-'));
+    const two = await scratchDir('kubelet-lxc-releases-two-');
     await writeFile(path.join(two, 'a.json'), JSON.stringify(valid));
     await writeFile(path.join(two, 'b.json'), JSON.stringify(valid));
     expect(() => resolveManifest(undefined, two)).toThrow(/the newest version v1\.36\.4 has 2 release manifests in .*: a, b; give one of these ids with --release/);
@@ -92,7 +103,7 @@ describe('release manifest', () => {
   });
 
   it('a bad manifest file is a clear CLI error', async () => {
-    const dir = await mkdtemp(path.join(os.tmpdir(), 'kubelet-lxc-badmanifest-'));
+    const dir = await scratchDir('kubelet-lxc-badmanifest-');
     const f = path.join(dir, 'v1.36.4.json');
     await writeFile(f, JSON.stringify({ ...valid, go: { version: 'latest' } }));
     const res = await runCli(['build', '--release', f, '--dry-run']);
