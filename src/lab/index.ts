@@ -9,7 +9,7 @@ import { fileHash, writeFileAtomic } from '../lib/fsutil.js';
 import { claimDir, ensureGuest, ownerGone, type GuestImage } from './guest.js';
 import { labFile } from './paths.js';
 import { compileProfile, loadProfiles, selectProfiles, type LabProfile } from './profiles.js';
-import { accelCandidates, KVM_PROOF_SECONDS, kvmFailureIn, QEMU, startVm, type Accel, type VmHandle } from './qemu.js';
+import { accelCandidates, KVM_ERROR_GRACE_MS, KVM_PROOF_SECONDS, kvmFailureIn, QEMU, startVm, type Accel, type VmHandle } from './qemu.js';
 import { readRunDir, withL2 } from './results.js';
 import { renderConformance, renderReport } from './table.js';
 import { writeJunit, type JunitStatus } from '../lib/junit.js';
@@ -534,10 +534,13 @@ export async function runLab(opts: LabOptions): Promise<LabReport> {
           `2 vCPUs, ${memoryMiB} MiB${hostPort ? `, apiserver forwarded to 127.0.0.1:${hostPort}` : ''}), ${remaining.length} ${level} runs${boot > 1 ? ` (boot ${boot})` : ''}`,
       );
       clock.start(proving ? 'kvm-trial' : boot === 1 ? 'boot' : `boot ${boot}`, proving ? proofSeconds + 30 : STEP_BUDGETS.boot);
-      const failKvm = (why: string): void => {
+      // qemu's KVM error is several lines (the error, its reason, a register dump): it gets a
+      // moment to finish them, so the console tail in the report holds all of it
+      const failKvm = (why: string, graceMs = 0): void => {
         if (kvmProven || kvmFailure) return;
         kvmFailure = why;
-        void vm?.kill();
+        if (graceMs) setTimeout(() => void vm?.kill(), graceMs).unref();
+        else void vm?.kill();
       };
       if (proving) {
         proofTimer = setTimeout(() => failKvm(`no console marker within ${proofSeconds} s`), proofSeconds * 1000);
@@ -555,7 +558,7 @@ export async function runLab(opts: LabOptions): Promise<LabReport> {
         onLine: proving
           ? (line) => {
               const f = kvmFailureIn(line);
-              if (f) failKvm(`qemu said "${f}"`);
+              if (f) failKvm(`qemu said "${f}"`, KVM_ERROR_GRACE_MS);
             }
           : undefined,
         onMarker: (event, args) => {

@@ -86,6 +86,9 @@ export function kvmModeFrom(flag: string | undefined, env: Record<string, string
  */
 export const KVM_PROOF_SECONDS = 45;
 
+/** How long qemu may go on writing after its first KVM error line before it is stopped (the rest of its message). */
+export const KVM_ERROR_GRACE_MS = 1000;
+
 /** qemu's own words when KVM cannot run the guest (console or stderr). */
 const KVM_FAILURE = /KVM internal error|emulation failure|kvm run failed|failed to initialize kvm|Could not access KVM kernel module|KVM_(CREATE|SET|RUN)[A-Z_]* failed/i;
 
