@@ -128,7 +128,6 @@ function parseLabLevels(v: boolean | string | undefined): LabLevel[] {
   return [...new Set(levels)] as LabLevel[];
 }
 
-
 /** A folder the run will write (--workdir, --cache-dir): a directory this user can write, or one that can be made. */
 async function checkWritableDir(dir: string, flag: string): Promise<void> {
   const hint = `give a directory this user can write (it is made when missing): ${flag} <dir>`;

@@ -528,6 +528,8 @@ export async function runLab(opts: LabOptions): Promise<LabReport> {
       let fatal: string | undefined;
       let kvmFailure: string | undefined;
       let proofTimer: NodeJS.Timeout | undefined;
+      // cleared when this boot's qemu has ended, so it can never stop the next boot's
+      let killTimer: NodeJS.Timeout | undefined;
       const bootStarted = Date.now();
       log(
         `lab: booting the guest (qemu ${accel.toUpperCase()}${proving ? `, on trial: it must reach its first console marker within ${proofSeconds} s` : ''}, ` +
@@ -539,7 +541,7 @@ export async function runLab(opts: LabOptions): Promise<LabReport> {
       const failKvm = (why: string, graceMs = 0): void => {
         if (kvmProven || kvmFailure) return;
         kvmFailure = why;
-        if (graceMs) setTimeout(() => void vm?.kill(), graceMs).unref();
+        if (graceMs) killTimer = setTimeout(() => void vm?.kill(), graceMs);
         else void vm?.kill();
       };
       if (proving) {
@@ -624,6 +626,7 @@ export async function runLab(opts: LabOptions): Promise<LabReport> {
       } finally {
         signal?.removeEventListener('abort', onAbort);
         if (proofTimer) clearTimeout(proofTimer);
+        if (killTimer) clearTimeout(killTimer);
       }
       clock.end();
       // an L2 driver still waiting for its run stops: this boot is over
